@@ -1,0 +1,48 @@
+# Telecare gateway: the two commands are `make demo` and `make test`.
+# Each sets up what it needs (virtual environment, Mosquitto, PostgreSQL + TimescaleDB),
+# idempotently: a second run skips whatever is already in place.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test check lint types services services-stop stop venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "venv: installing locked packages"
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.lock
+	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v -i warning || true
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+services:
+	@bash scripts/services.sh ensure
+
+services-stop:
+	@bash scripts/services.sh stop
+
+demo: venv services
+	@bash scripts/demo.sh
+
+stop:
+	@bash scripts/demo.sh stop
+
+test: venv services
+	@$(BIN)/pytest -q
+
+lint: venv
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+types: venv
+	@$(BIN)/mypy gateway devices responders simulator
+
+check: lint types test
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,64 @@
+"""MQTT topic layout: which topic carries what, and parsing a topic back into its parts.
+
+``<root>/<scheme>/devices/<device_id>/events``   canonical device events
+``<root>/<scheme>/careline/callouts``             Careline call-outs
+``<zigbee_root>/<friendly_name>``                 Zigbee2MQTT device state
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    DEVICE_EVENT = "device_event"
+    CALLOUT = "callout"
+    ZIGBEE = "zigbee"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    channel: Channel
+    scheme: str | None
+    subject: str | None  # device id, or Zigbee friendly name
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    root: str = "telecare"
+    zigbee_root: str = "zigbee2mqtt"
+
+    def device_events(self, scheme: str, device_id: str) -> str:
+        return f"{self.root}/{scheme}/devices/{device_id}/events"
+
+    def callouts(self, scheme: str) -> str:
+        return f"{self.root}/{scheme}/careline/callouts"
+
+    def subscriptions(self) -> list[str]:
+        """Filters the gateway subscribes to for device traffic.
+
+        ``devices/#`` is broader than the event topic on purpose: a device publishing to a
+        slightly wrong topic is dead-lettered with the reason instead of going unheard.
+        """
+        return [
+            f"{self.root}/+/devices/#",
+            f"{self.root}/+/careline/callouts",
+            f"{self.zigbee_root}/+",
+        ]
+
+    def parse(self, topic: str) -> TopicInfo | None:
+        """The channel a topic belongs to, or None if it is not one we accept."""
+        parts = topic.split("/")
+        if len(parts) == 2 and parts[0] == self.zigbee_root and parts[1]:
+            return TopicInfo(Channel.ZIGBEE, None, parts[1])
+        if (
+            len(parts) == 5
+            and parts[0] == self.root
+            and parts[2] == "devices"
+            and (parts[4] == "events" and parts[1] and parts[3])
+        ):
+            return TopicInfo(Channel.DEVICE_EVENT, parts[1], parts[3])
+        if len(parts) == 4 and parts[0] == self.root and parts[2:] == ["careline", "callouts"]:
+            return TopicInfo(Channel.CALLOUT, parts[1], None)
+        return None

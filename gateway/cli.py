@@ -1,0 +1,169 @@
+"""The ``telecare`` command: one entry point for every part of the product."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from devices.events import json_schemas
+from devices.scheme import SchemeError, load_scheme
+from devices.topics import TopicLayout
+
+app = typer.Typer(help="Telecare alarm-response gateway.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the gateway service.", no_args_is_help=True)
+scheme_app = typer.Typer(help="Scheme files: sites, flats, residents, devices, carers, rota.")
+protocol_app = typer.Typer(help="The device/Careline wire protocol.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Simulated devices publishing over MQTT.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(scheme_app, name="scheme", no_args_is_help=True)
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(simulate_app, name="simulate")
+
+console = Console()
+err = Console(stderr=True)
+
+SchemeOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--scheme", "-s", help="Scheme file (repeatable). Default: TELECARE_SCHEMES."),
+]
+
+
+@gateway_app.command("run")
+def gateway_run(scheme: SchemeOpt = None) -> None:
+    """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
+    from gateway import logs
+    from gateway.config import Settings
+    from gateway.service import Gateway
+
+    settings = Settings()
+    if scheme:
+        settings = settings.model_copy(update={"schemes": scheme})
+    logs.configure(settings.environment)
+    try:
+        gw = Gateway(settings)
+    except SchemeError as exc:
+        err.print(f"[red]scheme error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    asyncio.run(gw.run())
+
+
+@scheme_app.command("load")
+def scheme_load(path: Path) -> None:
+    """Validate a scheme file and summarise it; errors name the offending line."""
+    try:
+        s = load_scheme(path)
+    except SchemeError as exc:
+        err.print(f"[red]invalid scheme[/red] {exc}")
+        raise typer.Exit(1) from exc
+    blocks = [b for site in s.sites for b in site.blocks]
+    flats = [f for b in blocks for f in b.flats]
+    table = Table(title=f"{s.name} ({s.id}, {s.kind})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, n in (
+        ("sites", len(s.sites)),
+        ("blocks", len(blocks)),
+        ("flats", len(flats)),
+        ("residents", len(s.residents)),
+        ("devices", len(s.devices)),
+        ("carers", len(s.carers)),
+        ("rota shifts", len(s.rota)),
+    ):
+        table.add_row(label, str(n))
+    console.print(table)
+    console.print(f"[green]ok[/green] {path}")
+
+
+@protocol_app.command("schema")
+def protocol_schema(
+    out: Annotated[Path | None, typer.Option(help="Write one .json file per model here.")] = None,
+) -> None:
+    """Print (or write) the JSON Schemas of the device event and Careline call-out."""
+    schemas = json_schemas()
+    if out is None:
+        json.dump(schemas, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in schemas.items():
+        (out / name).write_text(json.dumps(schema, indent=2) + "\n")
+        console.print(f"wrote {out / name}")
+
+
+@simulate_app.command("stream")
+def simulate_stream(
+    scheme: Annotated[Path, typer.Option("--scheme", "-s")] = Path(
+        "examples/hazelhurst-court.yaml"
+    ),
+    count: Annotated[int, typer.Option(min=1, max=1_000_000)] = 100,
+    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible).")] = 0,
+    seed: int = 1,
+) -> None:
+    """Publish a short stream of plausible device events (QoS 1) and wait for every PUBACK."""
+    from gateway.config import Settings
+    from simulator.publisher import Publisher, event_stream
+
+    settings = Settings()
+    s = load_scheme(scheme)
+    layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
+    pub = Publisher(settings.mqtt.host, settings.mqtt.port)
+    started = time.monotonic()
+    try:
+        for i, out in enumerate(event_stream(s, count, seed, layout)):
+            pub.publish(out.topic, out.payload())
+            if rate > 0:
+                time.sleep(max(0.0, started + (i + 1) / rate - time.monotonic()))
+        if not pub.wait_acked(count, timeout=120):
+            err.print("[red]broker did not acknowledge every event[/red]")
+            raise typer.Exit(1)
+    finally:
+        pub.close()
+    console.print(f"published {count} events for {s.id} in {time.monotonic() - started:.2f}s")
+
+
+@app.command("events")
+def events(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    url: Annotated[str | None, typer.Option(help="Gateway base URL.")] = None,
+) -> None:
+    """Show the latest device events recorded in TimescaleDB, via the gateway API."""
+    from gateway.config import Settings
+
+    settings = Settings()
+    base = url or f"http://{settings.http.host}:{settings.http.port}"
+    try:
+        rows = httpx.get(f"{base}/api/v1/events", params={"limit": limit}, timeout=10).json()
+        stats = httpx.get(f"{base}/api/v1/ingest", timeout=10).json()
+    except httpx.HTTPError as exc:
+        err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"Latest {len(rows)} device events (TimescaleDB)")
+    for col in ("received", "scheme", "device", "kind", "location", "battery"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["received_at"][11:23],
+            r["scheme"],
+            r["device_id"],
+            r["kind"],
+            r["location"] or "",
+            "" if r["battery_pct"] is None else f"{r['battery_pct']}%",
+        )
+    console.print(table)
+    console.print(
+        f"journal head {stats['journal_head']}, shipped {stats['shipped']}, "
+        f"epoch {stats['journal_epoch'][:8]}"
+    )
+
+
+if __name__ == "__main__":
+    app()

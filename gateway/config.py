@@ -1,0 +1,81 @@
+"""Gateway settings, read from the environment (prefix ``TELECARE_``, nesting with ``__``).
+
+Defaults are the development services that ``make services`` starts on loopback; the
+docker-compose file publishes the same ports, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_DB_PASSWORD = "telecare"  # the loopback-only development cluster's password
+
+
+class MqttSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 18830
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "telecare-gateway"
+    # Topic roots: canonical devices and Careline under ``topic_root``; Zigbee2MQTT under its own.
+    topic_root: str = "telecare"
+    zigbee_root: str = "zigbee2mqtt"
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+class DbSettings(BaseModel):
+    dsn: SecretStr = SecretStr(f"postgresql://telecare:{DEV_DB_PASSWORD}@127.0.0.1:54330/telecare")
+    # Shipper: how many journal rows one COPY carries, and how long it rests when idle.
+    ship_batch: int = 5000
+    ship_idle_s: float = 0.2
+    retry_min_s: float = 0.5
+    retry_max_s: float = 10.0
+
+
+class JournalSettings(BaseModel):
+    path: Path = Path("var/journal.sqlite3")
+    # Group commit: one fsync covers every message that arrived while the last one ran,
+    # up to ``max_batch`` messages, waiting at most ``max_delay_ms`` to fill a batch.
+    max_batch: int = 500
+    max_delay_ms: float = 5.0
+    # Shipped rows are kept this long so a redelivered event_id is still recognised.
+    dedupe_retention_h: float = 72.0
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8470
+
+
+class IngestSettings(BaseModel):
+    max_payload_bytes: int = 16 * 1024
+    dead_letter_keep_bytes: int = 2048
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TELECARE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    gateway_id: str = "gw1"
+    schemes: list[Path] = Field(default_factory=lambda: [Path("examples/hazelhurst-court.yaml")])
+    mqtt: MqttSettings = MqttSettings()
+    db: DbSettings = DbSettings()
+    journal: JournalSettings = JournalSettings()
+    http: HttpSettings = HttpSettings()
+    ingest: IngestSettings = IngestSettings()
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and DEV_DB_PASSWORD in self.db.dsn.get_secret_value():
+            raise ValueError(
+                "TELECARE_DB__DSN still carries the development password; set a real one"
+            )
+        return self

@@ -1,0 +1,275 @@
+"""The gateway's durable journal: an event is safe once it is here, not once it is in TimescaleDB.
+
+SQLite in WAL mode with ``synchronous=FULL``: each commit is fsynced, and one commit carries
+every message that arrived while the previous one ran (group commit), so the cost of an fsync is
+shared by the whole batch. The broker is acknowledged only after :meth:`Journal.commit`
+returns. A unique index on the record key makes redelivered messages harmless: they are
+recognised as duplicates and acknowledged again without a second row.
+
+Rows leave by the shipper (see ``gateway.shipper``), which copies them to TimescaleDB; shipped
+rows are kept for ``dedupe_retention`` so a late redelivery is still recognised.
+
+The journal has an ``epoch``: a random id fixed when the file is created. The database keys its
+shipping watermark on it, so a new journal file never inherits an old file's sequence numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devices.decoders import Decoded
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_type TEXT NOT NULL,
+    key TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (record_type, key);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    scheme TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    payload_size INTEGER NOT NULL
+);
+"""
+
+STREAMS = ("records", "dead_letters")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    payload: bytes  # already truncated
+    payload_size: int
+    scheme: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What one MQTT message became: accepted records, or a dead letter."""
+
+    topic: str
+    received_at: datetime
+    records: Sequence[Decoded] = ()
+    dead_letter: DeadLetter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """Per message: how many of its records were new, how many duplicates."""
+
+    new: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    seq: int
+    record_type: str
+    key: str
+    scheme: str
+    topic: str
+    received_at: datetime
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalDeadLetter:
+    seq: int
+    received_at: datetime
+    topic: str
+    scheme: str | None
+    reason: str
+    detail: str
+    payload: bytes
+    payload_size: int
+
+
+@dataclass
+class JournalStats:
+    commits: int = 0
+    committed_messages: int = 0
+    heads: dict[str, int] = field(default_factory=dict)
+
+
+class JournalError(Exception):
+    """The journal could not be opened or written; the gateway must not acknowledge."""
+
+
+class Journal:
+    """One SQLite file. ``commit`` is for one writer thread; reads may come from another."""
+
+    def __init__(self, path: Path, dedupe_retention: timedelta = timedelta(hours=72)) -> None:
+        self.path = path
+        self.dedupe_retention = dedupe_retention
+        self.epoch = ""
+        self.stats = JournalStats()
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def open(self) -> None:
+        """Create or open the file; fails loudly at start-up rather than at the first alarm."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._writer.executescript(_SCHEMA)
+            row = self._writer.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+            if row is None:
+                self.epoch = str(uuid.uuid4())
+                self._writer.execute("INSERT INTO meta VALUES ('epoch', ?)", (self.epoch,))
+            else:
+                self.epoch = row[0]
+            self._reader = self._connect()
+            for stream in STREAMS:
+                self.stats.heads[stream] = self.head(stream)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                conn.close()
+        self._writer = self._reader = None
+
+    def commit(self, batch: Sequence[Incoming]) -> list[CommitResult]:
+        """Write a batch in one transaction (one fsync) and say what was new."""
+        conn = self._writer
+        if conn is None:
+            raise JournalError("journal is not open")
+        results: list[CommitResult] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                received = item.received_at.isoformat()
+                new = dup = 0
+                for rec in item.records:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO records"
+                        " (record_type, key, scheme, topic, received_at, body)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            rec.record_type.value,
+                            rec.key,
+                            rec.scheme,
+                            item.topic,
+                            received,
+                            json.dumps(rec.body, separators=(",", ":")),
+                        ),
+                    )
+                    if cur.rowcount == 1:
+                        new += 1
+                    else:
+                        dup += 1
+                dl = item.dead_letter
+                if dl is not None:
+                    conn.execute(
+                        "INSERT INTO dead_letters (received_at, topic, scheme, reason, detail,"
+                        " payload, payload_size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            received,
+                            item.topic,
+                            dl.scheme,
+                            dl.reason,
+                            dl.detail,
+                            dl.payload,
+                            dl.payload_size,
+                        ),
+                    )
+                results.append(CommitResult(new, dup))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"journal commit failed: {exc}") from exc
+        self.stats.commits += 1
+        self.stats.committed_messages += len(batch)
+        return results
+
+    def head(self, stream: str) -> int:
+        """The highest sequence number written to a stream (0 when empty)."""
+        row = self._read("SELECT COALESCE(MAX(seq), 0) FROM " + _table(stream))
+        return int(row[0][0])
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self._reader is None:
+            raise JournalError("journal is not open")
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
+
+    def read_records(self, after_seq: int, limit: int) -> list[JournalRecord]:
+        rows = self._read(
+            "SELECT seq, record_type, key, scheme, topic, received_at, body FROM records"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            JournalRecord(
+                r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5]), json.loads(r[6])
+            )
+            for r in rows
+        ]
+
+    def read_dead_letters(self, after_seq: int, limit: int) -> list[JournalDeadLetter]:
+        rows = self._read(
+            "SELECT seq, received_at, topic, scheme, reason, detail, payload, payload_size"
+            " FROM dead_letters WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            JournalDeadLetter(
+                r[0], datetime.fromisoformat(r[1]), r[2], r[3], r[4], r[5], bytes(r[6]), r[7]
+            )
+            for r in rows
+        ]
+
+    def prune(self, shipped: dict[str, int], now: datetime | None = None) -> int:
+        """Drop shipped rows: records after the dedupe window, dead letters at once.
+
+        Runs on the writer thread (it writes). AUTOINCREMENT means a sequence number is
+        never handed out twice, even once every row below it is gone.
+        """
+        if self._writer is None:
+            raise JournalError("journal is not open")
+        cutoff = ((now or datetime.now(UTC)) - self.dedupe_retention).isoformat()
+        cur = self._writer.execute(
+            "DELETE FROM records WHERE seq <= ? AND received_at < ?",
+            (shipped.get("records", 0), cutoff),
+        )
+        removed = cur.rowcount
+        cur = self._writer.execute(
+            "DELETE FROM dead_letters WHERE seq <= ?", (shipped.get("dead_letters", 0),)
+        )
+        return removed + cur.rowcount
+
+
+def _table(stream: str) -> str:
+    if stream not in STREAMS:
+        raise ValueError(f"unknown journal stream {stream!r}")
+    return stream

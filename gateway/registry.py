@@ -1,0 +1,40 @@
+"""The device registry the decoders consult, built from the loaded scheme files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from devices.scheme import Scheme
+
+
+class SchemeRegistry:
+    """Schemes this gateway serves, with O(1) device, resident and Zigbee lookups."""
+
+    def __init__(self, schemes: Iterable[Scheme]) -> None:
+        self.schemes: dict[str, Scheme] = {}
+        self._zigbee: dict[str, tuple[str, str]] = {}
+        for scheme in schemes:
+            if scheme.id in self.schemes:
+                raise ValueError(f"scheme {scheme.id!r} is loaded twice")
+            self.schemes[scheme.id] = scheme
+            for device in scheme.devices:
+                name = device.zigbee_friendly_name
+                if name is None:
+                    continue
+                if name in self._zigbee:
+                    raise ValueError(f"zigbee name {name!r} is used by two schemes")
+                self._zigbee[name] = (scheme.id, device.device_id)
+
+    def has_scheme(self, scheme: str) -> bool:
+        return scheme in self.schemes
+
+    def has_device(self, scheme: str, device_id: str) -> bool:
+        s = self.schemes.get(scheme)
+        return s is not None and s.device(device_id) is not None
+
+    def has_resident(self, scheme: str, client_ref: str) -> bool:
+        s = self.schemes.get(scheme)
+        return s is not None and s.resident(client_ref) is not None
+
+    def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
+        return self._zigbee.get(friendly_name)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make demo`: start the gateway with the Hazelhurst Court scheme, stream simulated device
+# events through Mosquitto, and show what landed in TimescaleDB. The gateway keeps running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+RUN=var/demo
+PID=$RUN/gateway.pid
+LOG=$RUN/gateway.log
+mkdir -p "$RUN"
+export TELECARE_SCHEMES=${TELECARE_SCHEMES:-'["examples/hazelhurst-court.yaml"]'}
+PORT=${TELECARE_HTTP__PORT:-8470}
+
+running() { [[ -f $PID ]] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+
+if [[ ${1:-} == stop ]]; then
+  if running; then kill "$(cat "$PID")" && echo "demo: gateway stopped"; else echo "demo: gateway not running"; fi
+  rm -f "$PID"
+  exit 0
+fi
+
+if running; then
+  echo "demo: gateway already running (pid $(cat "$PID")), reusing it"
+else
+  echo "demo: starting the gateway (log: $LOG)"
+  nohup "$BIN/telecare" gateway run >>"$LOG" 2>&1 &
+  echo $! >"$PID"
+fi
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+  if ! running; then echo "demo: the gateway exited; last lines of $LOG:"; tail -20 "$LOG"; exit 1; fi
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "demo: gateway not ready"; tail -20 "$LOG"; exit 1; }
+
+echo "demo: publishing 300 device events from Hazelhurst Court's pendants, hubs and sensors"
+"$BIN/telecare" simulate stream --count 300 --rate 150 --seed "$RANDOM"
+sleep 1.5
+"$BIN/telecare" events --limit 15
+
+cat <<MSG
+
+The gateway is still running (pid $(cat "$PID")):
+  health   http://127.0.0.1:$PORT/readyz
+  metrics  http://127.0.0.1:$PORT/metrics
+  API      http://127.0.0.1:$PORT/docs
+  more events:   .venv/bin/telecare simulate stream --count 100
+  latest events: .venv/bin/telecare events
+Stop it with:  make stop        (and the services with: make services-stop)
+MSG

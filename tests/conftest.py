@@ -1,0 +1,186 @@
+"""Shared fixtures: the real services (started if absent), fresh databases, gateway processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = REPO / "scripts" / "services.sh"
+SCHEME = REPO / "examples" / "hazelhurst-court.yaml"
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass(frozen=True)
+class Services:
+    mqtt_host: str
+    mqtt_port: int
+    admin_dsn: str
+
+    def run(self, action: str) -> None:
+        """Drive the local services (``pg-stop``, ``pg-start``...) through the project script."""
+        subprocess.run(["bash", str(SERVICES), action], check=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    """Real Mosquitto and TimescaleDB on loopback; started by the project script if absent."""
+    defaults = Settings()
+    dsn = defaults.db.dsn.get_secret_value()
+    db = urlsplit(dsn)
+    if not (
+        _port_open(defaults.mqtt.host, defaults.mqtt.port)
+        and _port_open(db.hostname or "127.0.0.1", db.port or 5432)
+    ):
+        subprocess.run(["bash", str(SERVICES), "ensure"], check=True, timeout=1800)
+    return Services(defaults.mqtt.host, defaults.mqtt.port, dsn)
+
+
+@pytest.fixture
+def database(services: Services) -> Iterator[str]:
+    """A fresh database with TimescaleDB, dropped afterwards; yields its DSN."""
+    name = f"telecare_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(services.admin_dsn)
+    dsn = urlunsplit(parts._replace(path=f"/{name}"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    yield dsn
+    for _ in range(20):
+        try:
+            with psycopg.connect(services.admin_dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            break
+        except psycopg.OperationalError:
+            time.sleep(1)  # a fault test may have the server restarting
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """``telecare gateway run`` as a real child process, as an operator would start it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = int(env["TELECARE_HTTP__PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 30.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gateway not ready in {ready_timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@dataclass
+class GatewayEnv:
+    topic_root: str
+    zigbee_root: str
+    dsn: str
+    process: GatewayProcess
+
+
+@pytest.fixture
+def gateway(services: Services, database: str, tmp_path: Path) -> Iterator[GatewayEnv]:
+    """A gateway on its own topic roots, database, journal and HTTP port (not yet started)."""
+    tag = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELECARE_")}
+    env.update(
+        {
+            "TELECARE_ENVIRONMENT": "test",
+            "TELECARE_GATEWAY_ID": f"gw-{tag}",
+            "TELECARE_SCHEMES": f'["{SCHEME}"]',
+            "TELECARE_MQTT__HOST": services.mqtt_host,
+            "TELECARE_MQTT__PORT": str(services.mqtt_port),
+            "TELECARE_MQTT__CLIENT_ID": f"telecare-test-{tag}",
+            "TELECARE_MQTT__TOPIC_ROOT": f"t{tag}",
+            "TELECARE_MQTT__ZIGBEE_ROOT": f"z{tag}",
+            "TELECARE_MQTT__RECONNECT_MAX_S": "2",
+            "TELECARE_DB__DSN": database,
+            "TELECARE_DB__RETRY_MAX_S": "2",
+            "TELECARE_JOURNAL__PATH": str(tmp_path / "journal.sqlite3"),
+            "TELECARE_HTTP__PORT": str(free_port()),
+            "TELECARE_INGEST__MAX_PAYLOAD_BYTES": "4096",
+        }
+    )
+    proc = GatewayProcess(env, tmp_path / "gateway.log")
+    yield GatewayEnv(f"t{tag}", f"z{tag}", database, proc)
+    proc.stop()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
