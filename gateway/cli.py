@@ -146,13 +146,13 @@ def events(
     except httpx.HTTPError as exc:
         err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
         raise typer.Exit(1) from exc
-    table = Table(title=f"Latest {len(rows)} device events (TimescaleDB)")
-    for col in ("received", "scheme", "device", "kind", "location", "battery"):
-        table.add_column(col)
+    schemes = ", ".join(sorted({r["scheme"] for r in rows})) or "no events yet"
+    table = Table(title=f"Latest {len(rows)} device events in TimescaleDB ({schemes})")
+    for col in ("received (UTC)", "device", "kind", "location", "battery"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
         table.add_row(
             r["received_at"][11:23],
-            r["scheme"],
             r["device_id"],
             r["kind"],
             r["location"] or "",
