@@ -1,0 +1,1000 @@
+"""The alarm engine's pure core: (state, input, now) -> (new state, commands).
+
+No asyncio, MQTT, SQL or HTTP here. The shell (``gateway.engine.shell``) persists the new state
+and runs the commands. Because the core is a function of its inputs, a night can be replayed
+and "why did this carer get this alarm at 02:14?" is answered by the decision records it emits.
+
+Invariants (checked by property tests): every open alarm has exactly one live deadline; no
+off-shift, logged-out or silent carer is offered anything; no offer is sent once an alarm is
+fully accepted; an alarm's transition times never go backwards; a repeated event id never
+opens a second alarm.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from devices.events import CarelineCallout, EventKind, Priority
+from devices.registry import DeviceType
+from devices.scheme import Resident, Scheme, SchemeKind
+from gateway.engine import routing, travel
+from gateway.engine.model import (
+    ActionIn,
+    ActionKind,
+    ActionResult,
+    AdviseEdt,
+    Alarm,
+    AlarmState,
+    CalloutIn,
+    CancelOffer,
+    CarelineStatus,
+    CarerState,
+    CarerStatus,
+    Command,
+    Deadline,
+    DeadlineKind,
+    DeviceModeIn,
+    EscalationChain,
+    EventIn,
+    FollowUpTask,
+    Input,
+    NotifyControlRoom,
+    NotifyOnCall,
+    Offer,
+    Outcome,
+    PresenceIn,
+    RaiseTechnical,
+    RecordDecision,
+    RecordTransition,
+    Remind,
+    ScheduleDeadline,
+    SendOffer,
+    TickIn,
+    TimerIn,
+    higher,
+)
+from gateway.engine.triage import Queue, TriagePolicy, triage_callout, triage_event
+
+ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
+_ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    policy: TriagePolicy = field(default_factory=TriagePolicy)
+    chain: EscalationChain = field(default_factory=EscalationChain)
+    travel: travel.TravelParams = field(default_factory=travel.TravelParams)
+    handset_timeout_s: int = 120
+    supervision_misses: int = 3
+    closed_keep_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    alarms: Mapping[str, Alarm] = field(default_factory=dict)
+    carers: Mapping[str, CarerState] = field(default_factory=dict)  # "<scheme>/<carer>"
+    device_seen: Mapping[str, datetime] = field(default_factory=dict)  # "<scheme>/<device>"
+    device_mode: Mapping[str, datetime] = field(default_factory=dict)  # maintenance until
+    no_contact: frozenset[str] = frozenset()
+    silent_handsets: frozenset[str] = frozenset()
+    coverage_alerted: frozenset[str] = frozenset()
+
+
+class _Tx:
+    """Copy-on-write working set for one step, so unchanged maps are shared, not copied."""
+
+    def __init__(self, state: EngineState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        self.alarms: dict[str, Alarm] | None = None
+        self.carers: dict[str, CarerState] | None = None
+        self.device_seen: dict[str, datetime] | None = None
+        self.device_mode: dict[str, datetime] | None = None
+        self.no_contact = state.no_contact
+        self.silent = state.silent_handsets
+        self.coverage = state.coverage_alerted
+        self.cmds: list[Command] = []
+
+    def alarm_map(self) -> Mapping[str, Alarm]:
+        return self.alarms if self.alarms is not None else self.state.alarms
+
+    def carer_map(self) -> Mapping[str, CarerState]:
+        return self.carers if self.carers is not None else self.state.carers
+
+    def put_alarm(self, a: Alarm) -> None:
+        if self.alarms is None:
+            self.alarms = dict(self.state.alarms)
+        self.alarms[a.alarm_id] = a
+
+    def drop_alarm(self, alarm_id: str) -> None:
+        if self.alarms is None:
+            self.alarms = dict(self.state.alarms)
+        self.alarms.pop(alarm_id, None)
+
+    def put_carer(self, c: CarerState) -> None:
+        if self.carers is None:
+            self.carers = dict(self.state.carers)
+        self.carers[routing.carer_key(c.scheme, c.carer_id)] = c
+
+    def seen(self, key: str, at: datetime) -> None:
+        if self.device_seen is None:
+            self.device_seen = dict(self.state.device_seen)
+        self.device_seen[key] = at
+
+    def set_mode(self, key: str, until: datetime | None) -> None:
+        if self.device_mode is None:
+            self.device_mode = dict(self.state.device_mode)
+        if until is None:
+            self.device_mode.pop(key, None)
+        else:
+            self.device_mode[key] = until
+
+    def result(self) -> EngineState:
+        s = self.state
+        return EngineState(
+            alarms=self.alarms if self.alarms is not None else s.alarms,
+            carers=self.carers if self.carers is not None else s.carers,
+            device_seen=self.device_seen if self.device_seen is not None else s.device_seen,
+            device_mode=self.device_mode if self.device_mode is not None else s.device_mode,
+            no_contact=self.no_contact,
+            silent_handsets=self.silent,
+            coverage_alerted=self.coverage,
+        )
+
+
+class Core:
+    """The engine's rules over the schemes it serves. Stateless itself: state is passed in."""
+
+    def __init__(self, schemes: Mapping[str, Scheme], config: EngineConfig | None = None):
+        self.schemes = dict(schemes)
+        self.config = config or EngineConfig()
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def initial_state(self, now: datetime) -> EngineState:
+        """Everyone logged out; every device counted as heard from now (a start-up grace)."""
+        carers = {}
+        seen = {}
+        for s in self.schemes.values():
+            for c in s.carers:
+                carers[routing.carer_key(s.id, c.id)] = CarerState(c.id, s.id)
+            for d in s.devices:
+                seen[f"{s.id}/{d.device_id}"] = now
+        return EngineState(carers=carers, device_seen=seen)
+
+    def step(
+        self, state: EngineState, inp: Input, now: datetime
+    ) -> tuple[EngineState, list[Command]]:
+        tx = _Tx(state, now)
+        match inp:
+            case EventIn():
+                self._on_event(tx, inp)
+            case CalloutIn():
+                self._on_callout(tx, inp)
+            case ActionIn():
+                self._on_action(tx, inp)
+            case PresenceIn():
+                self._on_presence(tx, inp)
+            case DeviceModeIn():
+                tx.set_mode(f"{inp.scheme}/{inp.device_id}", inp.until)
+            case TimerIn():
+                a = tx.alarm_map().get(inp.alarm_id)
+                # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
+                if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
+                    self._on_deadline(tx, a)
+            case TickIn():
+                self._on_tick(tx)
+        return tx.result(), tx.cmds
+
+    @staticmethod
+    def next_due(state: EngineState) -> datetime | None:
+        dues = [a.deadline.due for a in state.alarms.values() if a.is_open and a.deadline]
+        return min(dues) if dues else None
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _at(self, a: Alarm, now: datetime) -> datetime:
+        return max(now, a.last_at)
+
+    def _transition(
+        self,
+        tx: _Tx,
+        a: Alarm,
+        state: str,
+        carer_id: str | None = None,
+        **detail: Any,
+    ) -> Alarm:
+        at = self._at(a, tx.now)
+        new_state = AlarmState(state) if state in AlarmState.__members__.values() else a.state
+        a = replace(a, last_at=at, state=new_state)
+        tx.cmds.append(
+            RecordTransition(a.alarm_id, a.scheme, state, at, a.priority, carer_id, detail)
+        )
+        return a
+
+    def _deadline(self, tx: _Tx, a: Alarm, kind: DeadlineKind, seconds: float) -> Alarm:
+        epoch = a.epoch + 1
+        due = tx.now + timedelta(seconds=seconds)
+        tx.cmds.append(ScheduleDeadline(a.alarm_id, epoch, due, kind))
+        return replace(a, epoch=epoch, deadline=Deadline(due, epoch, kind))
+
+    def _close(self, a: Alarm) -> Alarm:
+        return replace(a, deadline=None, epoch=a.epoch + 1, offers=())
+
+    def _careline(self, tx: _Tx, a: Alarm, status: str, **kw: Any) -> None:
+        if a.callout_id is not None:
+            at = self._at(a, tx.now)
+            tx.cmds.append(CarelineStatus(a.scheme, a.callout_id, a.alarm_id, status, at, **kw))
+
+    def _resident_of(self, scheme: Scheme, device_id: str) -> tuple[Resident | None, str | None]:
+        device = scheme.device(device_id)
+        if device is None:
+            return None, None
+        resident = scheme.resident(device.resident) if device.resident else None
+        flat = scheme.flat_of(device)
+        if resident is None and flat is not None:
+            resident = next((r for r in scheme.residents if r.flat == flat.id), None)
+        return resident, flat.id if flat else None
+
+    def _open_for(
+        self, tx: _Tx, scheme: str, resident: str | None, device: str | None
+    ) -> Alarm | None:
+        for a in tx.alarm_map().values():
+            if not a.is_open or a.scheme != scheme:
+                continue
+            if resident is not None and a.resident_ref == resident:
+                return a
+            if resident is None and device is not None and a.device_id == device:
+                return a
+        return None
+
+    def _offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
+        """Only what the carer needs for this alarm (no other residents, no client ref)."""
+        resident = scheme.resident(a.resident_ref) if a.resident_ref else None
+        flat = scheme.flat(a.flat_id) if a.flat_id else None
+        block = scheme.block(flat.block) if flat else None
+        return {
+            "offer_id": offer.offer_id,
+            "alarm_id": a.alarm_id,
+            "priority": a.priority.value,
+            "kind": a.kind,
+            "role": offer.role,
+            "resident_name": resident.display_name if resident else None,
+            "flat": flat.number if flat else None,
+            "flat_id": flat.id if flat else None,
+            "block": block.name if block else None,
+            "floor": flat.floor if flat else None,
+            "care_note": resident.care_notes if resident else "",
+            "raised_at": a.opened_at.isoformat(),
+            "double_handed": a.double_handed,
+            "welfare_check": a.welfare_check,
+            "count": a.count,
+        }
+
+    def _send_offer(self, tx: _Tx, scheme: Scheme, a: Alarm, carer_id: str, role: str) -> Alarm:
+        n = a.offers_sent + 1
+        offer = Offer(f"{a.alarm_id}.{n}", carer_id, tx.now, role)
+        a = replace(a, offers=(*a.offers, offer), offers_sent=n)
+        tx.cmds.append(
+            SendOffer(
+                a.scheme,
+                carer_id,
+                a.alarm_id,
+                offer.offer_id,
+                role,
+                self._offer_payload(scheme, a, offer),
+            )
+        )
+        return a
+
+    def _needed(self, a: Alarm) -> int:
+        return 2 if a.double_handed else 1
+
+    # ---- dispatch and escalation ------------------------------------------------------------
+
+    def _dispatch(self, tx: _Tx, a: Alarm) -> Alarm:
+        """Offer the alarm to the nearest eligible carer(s), or escalate when there are none."""
+        scheme = self.schemes[a.scheme]
+        cfg = self.config
+        if a.priority is Priority.P0:
+            return self._escalate(tx, a, "fire alarm: everyone on shift at once")
+        if a.offers_sent >= a.chain.max_individual_offers:
+            return self._escalate(tx, a, f"{a.offers_sent} offers without an answer")
+        cands = routing.evaluate(
+            scheme,
+            a,
+            tx.carer_map(),
+            tx.alarm_map(),
+            tx.now,
+            handset_timeout_s=cfg.handset_timeout_s,
+            params=cfg.travel,
+        )
+        eligible = [c for c in cands if c.eligible]
+        wanted = self._needed(a) - len(a.accepted_by) - len(a.offers)
+        chosen = eligible[: max(wanted, 0)]
+        tx.cmds.append(
+            RecordDecision(
+                a.alarm_id,
+                a.scheme,
+                self._at(a, tx.now),
+                {
+                    "step": a.offers_sent + 1,
+                    "rule": "nearest eligible carer by estimated travel time",
+                    "priority": a.priority.value,
+                    "needed": self._needed(a),
+                    "candidates": [c.as_record() for c in cands],
+                    "chosen": [c.carer_id for c in chosen],
+                },
+            )
+        )
+        if not chosen:
+            if a.offers:  # a pair member is still deciding; wait for them
+                return self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
+            return self._escalate(tx, a, "no eligible carer left to offer")
+        for c in chosen:
+            role = "primary" if not a.accepted_by and not a.offers else "second"
+            a = self._send_offer(tx, scheme, a, c.carer_id, role)
+        if a.double_handed and len(chosen) + len(a.accepted_by) + len(a.offers) - len(chosen) < 2:
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme,
+                    a.priority,
+                    "second_carer_needed",
+                    "double-handed alarm: only one carer could be offered; find a second",
+                    a.alarm_id,
+                )
+            )
+        first = a.state in (AlarmState.RAISED,)
+        a = self._transition(
+            tx,
+            a,
+            AlarmState.OFFERED,
+            chosen[0].carer_id,
+            offered_to=[c.carer_id for c in chosen],
+            travel_s=[round(c.travel_s or 0, 1) for c in chosen],
+        )
+        if first:
+            self._careline(tx, a, "offered")
+        return self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
+
+    def _escalate(self, tx: _Tx, a: Alarm, why: str) -> Alarm:
+        """Offer to everyone on shift, tell the control room and the on-call senior."""
+        scheme = self.schemes[a.scheme]
+        cfg = self.config
+        holders = {o.carer_id for o in a.offers} | set(a.accepted_by)
+        sent = []
+        for carer in scheme.carers:
+            if carer.id in holders:
+                continue
+            c = tx.carer_map().get(routing.carer_key(scheme.id, carer.id)) or CarerState(
+                carer.id, scheme.id
+            )
+            ok, _ = routing.routable(scheme, c, tx.now, cfg.handset_timeout_s)
+            if ok:
+                a = self._send_offer(tx, scheme, a, carer.id, "all")
+                sent.append(carer.id)
+        tx.cmds.append(
+            RecordDecision(
+                a.alarm_id,
+                a.scheme,
+                self._at(a, tx.now),
+                {"step": "escalate", "rule": why, "offered_to_all": sent},
+            )
+        )
+        level = higher(a.priority, Priority.P1)
+        tx.cmds.append(
+            NotifyControlRoom(
+                a.scheme,
+                level,
+                "escalated",
+                f"{a.kind} alarm unanswered ({why}); offered to {len(sent)} on shift",
+                a.alarm_id,
+            )
+        )
+        seniors: list[str | None] = list(routing.on_call_seniors(scheme, tx.now)) or [None]
+        for senior in seniors:
+            tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, f"escalated: {why}"))
+        if a.chain.advise_edt:
+            tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, f"mobile response unanswered: {why}"))
+        first = a.state is AlarmState.RAISED
+        a = self._transition(tx, a, AlarmState.ESCALATED, None, reason=why, offered_to=sent)
+        if first:
+            self._careline(tx, a, "offered")
+        return self._deadline(tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s)
+
+    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None) -> None:
+        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason)
+        if a.alert_control_room:
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme, a.priority, "fire", f"{a.kind} alarm raised", a.alarm_id
+                )
+            )
+        if defer_s:
+            a = self._deadline(tx, a, DeadlineKind.DEFER, defer_s)
+        else:
+            a = self._dispatch(tx, a)
+        tx.put_alarm(a)
+
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def _on_event(self, tx: _Tx, e: EventIn) -> None:
+        scheme = self.schemes.get(e.scheme)
+        if scheme is None:
+            return
+        device = scheme.device(e.device_id)
+        if device is None:
+            return
+        key = f"{e.scheme}/{e.device_id}"
+        tx.seen(key, tx.now)
+        if key in tx.no_contact:
+            tx.no_contact = tx.no_contact - {key}
+            tx.cmds.append(
+                RaiseTechnical(
+                    e.scheme, e.device_id, "no_contact", "device heard again", tx.now, cleared=True
+                )
+            )
+            self._clear_no_contact_alarm(tx, e.scheme, e.device_id)
+        for a in tx.alarm_map().values():
+            if e.event_id in a.event_ids:
+                return  # a duplicate never opens a second alarm
+        resident, flat_id = self._resident_of(scheme, e.device_id)
+        local = tx.now.astimezone(scheme.tz)
+        sole = False
+        if resident is not None:
+            mine = [
+                d
+                for d in scheme.devices
+                if d.resident == resident.client_ref and d.type in _ALARM_DEVICE_TYPES
+            ]
+            sole = device.type is DeviceType.HUB or (device in mine and len(mine) <= 1)
+        kind = EventKind(e.kind)
+        t = triage_event(
+            self.config.policy,
+            kind,
+            device=device,
+            resident=resident,
+            local_dt=local,
+            sole_alarm_device=sole,
+        )
+        until = (
+            tx.device_mode.get(key) if tx.device_mode is not None else tx.state.device_mode.get(key)
+        )
+        if until is not None and until > tx.now and t.queue is Queue.ALARM:
+            return  # test/maintenance mode: this device does not page (others still do)
+        ref = resident.client_ref if resident else None
+        if t.queue is Queue.TECHNICAL:
+            tx.cmds.append(RaiseTechnical(e.scheme, e.device_id, kind.value, t.reason, tx.now))
+            return
+        if t.queue is Queue.CLEAR:
+            self._on_clear(tx, e, kind, ref)
+            return
+        if t.queue is Queue.CANCEL:
+            self._on_resident_cancel(tx, e, ref)
+            return
+        if t.queue is not Queue.ALARM or t.priority is None:
+            return
+        open_a = self._open_for(tx, e.scheme, ref, e.device_id)
+        window = timedelta(seconds=self.config.policy.merge_window_s)
+        if open_a is not None and (
+            open_a.state is not AlarmState.ARRIVED or tx.now - open_a.last_at <= window
+        ):
+            self._merge(tx, open_a, e, t.priority, t.double_handed)
+            return
+        a = Alarm(
+            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{e.event_id}")),
+            scheme=e.scheme,
+            kind=kind.value,
+            priority=t.priority,
+            state=AlarmState.RAISED,
+            opened_at=e.occurred_at,
+            received_at=e.received_at,
+            last_at=tx.now,
+            resident_ref=ref,
+            flat_id=flat_id,
+            device_id=e.device_id,
+            double_handed=t.double_handed,
+            alert_control_room=t.alert_control_room,
+            event_ids=(e.event_id,),
+            chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+            reason=t.reason,
+        )
+        self._open_alarm(tx, a, t.defer_s)
+
+    def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
+        raised = higher(a.priority, priority)
+        a = replace(
+            a,
+            count=a.count + 1,
+            event_ids=(*a.event_ids, e.event_id),
+            priority=raised,
+            double_handed=a.double_handed or double,
+        )
+        a = self._transition(tx, a, "merged", None, kind=e.kind, count=a.count)
+        if a.state is AlarmState.RAISED and a.deadline and a.deadline.kind is DeadlineKind.DEFER:
+            a = self._dispatch(tx, a)  # a real press while a bed exit was being watched
+        tx.put_alarm(a)
+
+    def _on_callout(self, tx: _Tx, c: CalloutIn) -> None:
+        scheme = self.schemes.get(c.scheme)
+        if scheme is None:
+            return
+        alarm_id = str(uuid.uuid5(ALARM_NAMESPACE, f"callout/{c.scheme}/{c.callout_id}"))
+        if alarm_id in tx.alarm_map():
+            return
+        resident = scheme.resident(c.resident_ref)
+        view = CarelineCallout(
+            callout_id=c.callout_id,
+            resident_ref=c.resident_ref,
+            reason=c.reason or "-",
+            priority=c.priority,
+            operator=c.operator or "unknown",
+            requested_at=c.requested_at,
+        )
+        t = triage_callout(self.config.policy, view, resident)
+        a = Alarm(
+            alarm_id=alarm_id,
+            scheme=c.scheme,
+            kind="callout",
+            priority=t.priority or c.priority,
+            state=AlarmState.RAISED,
+            opened_at=c.requested_at,
+            received_at=c.received_at,
+            last_at=tx.now,
+            resident_ref=c.resident_ref,
+            flat_id=resident.flat if resident else None,
+            callout_id=c.callout_id,
+            double_handed=t.double_handed,
+            alert_control_room=t.alert_control_room,
+            chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+            reason=c.reason[:200],
+        )
+        self._careline(tx, a, "received")
+        self._open_alarm(tx, a, None)
+
+    def _on_clear(self, tx: _Tx, e: EventIn, kind: EventKind, ref: str | None) -> None:
+        if kind is EventKind.POWER_RESTORED:
+            tx.cmds.append(
+                RaiseTechnical(
+                    e.scheme, e.device_id, "power_fail", "power restored", tx.now, cleared=True
+                )
+            )
+            return
+        a = self._open_for(tx, e.scheme, ref, e.device_id)
+        if a is None or a.state is not AlarmState.RAISED or not a.deadline:
+            return
+        if a.deadline.kind is DeadlineKind.DEFER:
+            a = self._transition(
+                tx, a, AlarmState.CANCELLED, None, reason=f"cleared by {kind.value}"
+            )
+            tx.put_alarm(self._close(a))
+
+    def _on_resident_cancel(self, tx: _Tx, e: EventIn, ref: str | None) -> None:
+        a = self._open_for(tx, e.scheme, ref, e.device_id)
+        if a is None:
+            return
+        policy = self.config.policy
+        if policy.cancel_welfare_check:
+            lower = policy.cancel_downgrade_to
+            a = replace(
+                a,
+                welfare_check=True,
+                priority=lower if a.priority is not Priority.P0 else a.priority,
+                event_ids=(*a.event_ids, e.event_id),
+            )
+            a = self._transition(tx, a, "resident_cancel", None, welfare_check=True)
+            tx.put_alarm(a)
+            return
+        self._cancel(tx, a, "cancelled by resident")
+
+    def _cancel(self, tx: _Tx, a: Alarm, why: str) -> None:
+        for o in a.offers:
+            tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
+        self._free_carers(tx, a)
+        a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
+        self._careline(tx, a, "cancelled")
+        tx.put_alarm(self._close(a))
+
+    def _free_carers(self, tx: _Tx, a: Alarm) -> None:
+        for cid in a.accepted_by:
+            c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
+            if c is not None and c.busy_with == a.alarm_id:
+                pos = (
+                    replace(c.position, flat=a.flat_id)
+                    if a.state is AlarmState.ARRIVED and a.flat_id
+                    else c.position
+                )
+                tx.put_carer(replace(c, busy_with=None, position=pos))
+
+    def _on_action(self, tx: _Tx, act: ActionIn) -> None:
+        a = tx.alarm_map().get(act.alarm_id)
+
+        def answer(ok: bool, reason: str) -> None:
+            tx.cmds.append(
+                ActionResult(
+                    act.scheme,
+                    act.carer_id,
+                    act.alarm_id,
+                    act.action.value,
+                    ok,
+                    reason,
+                    act.offer_id,
+                    act.action_id,
+                )
+            )
+
+        if a is None or a.scheme != act.scheme:
+            answer(False, "unknown alarm")
+            return
+        if not a.is_open:
+            answer(False, f"alarm already {a.state.value}")
+            return
+        cid = act.carer_id
+        if act.action is ActionKind.ACCEPT:
+            if cid in a.accepted_by:
+                answer(True, "already accepted")
+                return
+            live = next(
+                (
+                    o
+                    for o in a.offers
+                    if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
+                ),
+                None,
+            )
+            if live is None:
+                holder = ", ".join(a.accepted_by) or ", ".join(o.carer_id for o in a.offers)
+                answer(
+                    False,
+                    f"offer no longer live (alarm is {a.state.value}"
+                    + (f", with {holder})" if holder else ")"),
+                )
+                return
+            self._accept(tx, a, cid, live)
+            answer(True, "accepted")
+        elif act.action is ActionKind.DECLINE:
+            live = next((o for o in a.offers if o.carer_id == cid), None)
+            if live is None:
+                answer(True if cid in a.tried else False, "no live offer to decline")
+                return
+            a = replace(
+                a, offers=tuple(o for o in a.offers if o is not live), tried=(*a.tried, cid)
+            )
+            a = self._transition(tx, a, "declined", cid)
+            if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < self._needed(
+                a
+            ):
+                a = self._dispatch(tx, a)
+            tx.put_alarm(a)
+            answer(True, "declined")
+        elif act.action is ActionKind.ARRIVED:
+            if cid not in a.accepted_by:
+                answer(False, "you have not accepted this alarm")
+                return
+            if cid in a.arrived_by:
+                answer(True, "already arrived")
+                return
+            first = a.state is not AlarmState.ARRIVED
+            a = replace(a, arrived_by=(*a.arrived_by, cid))
+            a = self._transition(tx, a, AlarmState.ARRIVED, cid)
+            if first:
+                self._careline(tx, a, "arrived")
+                a = self._deadline(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
+            c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
+            if c is not None:
+                tx.put_carer(
+                    replace(c, position=replace(c.position, flat=a.flat_id, x=None, y=None))
+                )
+            tx.put_alarm(a)
+            answer(True, "arrived")
+        elif act.action is ActionKind.RESOLVED:
+            if cid not in a.accepted_by:
+                answer(False, "you have not accepted this alarm")
+                return
+            if a.state is not AlarmState.ARRIVED:
+                answer(False, "mark arrived before resolving")
+                return
+            if act.outcome is None:
+                answer(False, "an outcome is required")
+                return
+            if act.outcome is Outcome.OTHER and not act.note.strip():
+                answer(False, "outcome 'other' needs a note")
+                return
+            self._resolve(tx, a, cid, act.outcome, act.note)
+            answer(True, "resolved")
+
+    def _accept(self, tx: _Tx, a: Alarm, cid: str, offer: Offer) -> None:
+        scheme = self.schemes[a.scheme]
+        a = replace(
+            a,
+            offers=tuple(o for o in a.offers if o is not offer),
+            accepted_by=(*a.accepted_by, cid),
+        )
+        c = tx.carer_map().get(routing.carer_key(a.scheme, cid)) or CarerState(cid, a.scheme)
+        if c.busy_with and c.busy_with != a.alarm_id:
+            self._preempted(tx, c.busy_with, cid)
+        tx.put_carer(replace(c, busy_with=a.alarm_id))
+        eta = 0.0
+        if a.flat_id is not None:
+            p = c.position
+            est = travel.estimate(
+                scheme,
+                travel.Position(
+                    flat=p.flat,
+                    block=p.block,
+                    point=None if p.x is None or p.y is None else routing._point(p.x, p.y),
+                    floor=p.floor,
+                ),
+                a.flat_id,
+                self.config.travel,
+            )
+            eta = est.seconds
+        if len(a.accepted_by) < self._needed(a):
+            a = self._transition(tx, a, "accepted_one", cid, eta_s=round(eta))
+            if not a.offers:
+                a = self._dispatch(tx, a)
+            tx.put_alarm(a)
+            return
+        for o in a.offers:
+            tx.cmds.append(
+                CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, "taken by another carer")
+            )
+        a = replace(a, offers=())
+        a = self._transition(tx, a, AlarmState.ACCEPTED, cid, eta_s=round(eta))
+        self._careline(tx, a, "accepted", eta_s=round(eta))
+        a = self._deadline(tx, a, DeadlineKind.ARRIVAL, eta + a.chain.arrival_margin_s)
+        tx.put_alarm(a)
+
+    def _preempted(self, tx: _Tx, alarm_id: str, cid: str) -> None:
+        old = tx.alarm_map().get(alarm_id)
+        if old is None or not old.is_open:
+            return
+        old = replace(
+            old,
+            accepted_by=tuple(x for x in old.accepted_by if x != cid),
+            arrived_by=tuple(x for x in old.arrived_by if x != cid),
+            tried=(*old.tried, cid),
+        )
+        old = self._transition(tx, old, "preempted", cid)
+        if len(old.accepted_by) < self._needed(old):
+            old = replace(old, state=AlarmState.OFFERED)
+            old = self._dispatch(tx, old)
+        tx.put_alarm(old)
+
+    def _resolve(self, tx: _Tx, a: Alarm, cid: str, outcome: Outcome, note: str) -> None:
+        a = replace(a, outcome=outcome, note=note[:1000])
+        self._free_carers(tx, a)
+        a = self._transition(tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value)
+        self._careline(tx, a, "resolved", outcome=outcome.value)
+        if outcome is Outcome.UNABLE_TO_GAIN_ACCESS:
+            # The seeds' no-response policy: never closes silently.
+            msg = (
+                "unable to gain access: follow the no-response policy"
+                " (welfare check; police or EDT for forced entry)"
+            )
+            tx.cmds.append(FollowUpTask(a.scheme, a.alarm_id, "no_response", msg))
+            tx.cmds.append(
+                NotifyControlRoom(a.scheme, Priority.P1, "unable_to_gain_access", msg, a.alarm_id)
+            )
+            seniors: list[str | None] = list(
+                routing.on_call_seniors(self.schemes[a.scheme], tx.now)
+            )
+            for senior in seniors or [None]:
+                tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, msg))
+            if a.chain.advise_edt:
+                tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, msg))
+        tx.put_alarm(self._close(a))
+
+    def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
+        assert a.deadline is not None
+        kind = a.deadline.kind
+        if kind is DeadlineKind.DEFER:
+            a = self._transition(tx, a, "defer_expired", None)
+            a = self._dispatch(tx, a)
+        elif kind is DeadlineKind.OFFER_TIMEOUT:
+            timed_out = [o for o in a.offers if o.role != "all"]
+            for o in timed_out:
+                tx.cmds.append(
+                    CancelOffer(
+                        a.scheme, o.carer_id, a.alarm_id, o.offer_id, "not answered in time"
+                    )
+                )
+            a = replace(
+                a,
+                offers=tuple(o for o in a.offers if o.role == "all"),
+                tried=(*a.tried, *(o.carer_id for o in timed_out)),
+            )
+            a = self._transition(
+                tx, a, "offer_timeout", None, carers=[o.carer_id for o in timed_out]
+            )
+            a = self._dispatch(tx, a)
+        elif kind is DeadlineKind.ESCALATION_REPEAT:
+            a = self._escalate(tx, a, "still unanswered")
+        elif kind is DeadlineKind.ARRIVAL:
+            for cid in a.accepted_by:
+                if cid not in a.arrived_by:
+                    tx.cmds.append(
+                        Remind(
+                            a.scheme,
+                            cid,
+                            a.alarm_id,
+                            "please mark arrived, or tell the control room",
+                        )
+                    )
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme,
+                    a.priority,
+                    "no_arrival",
+                    "accepted but no arrival within the expected time",
+                    a.alarm_id,
+                )
+            )
+            a = self._transition(tx, a, "retrigger", None, reason="no arrival")
+            a = self._deadline(tx, a, DeadlineKind.ARRIVAL, a.chain.arrival_repeat_s)
+        elif kind is DeadlineKind.ON_SITE:
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme,
+                    Priority.P3,
+                    "long_on_site",
+                    "carer on site a long time without resolving",
+                    a.alarm_id,
+                )
+            )
+            a = self._deadline(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
+        tx.put_alarm(a)
+
+    def _on_presence(self, tx: _Tx, p: PresenceIn) -> None:
+        scheme = self.schemes.get(p.scheme)
+        if scheme is None or scheme.carer(p.carer_id) is None:
+            return
+        key = routing.carer_key(p.scheme, p.carer_id)
+        c = tx.carer_map().get(key) or CarerState(p.carer_id, p.scheme)
+        if p.what == "login":
+            c = replace(c, logged_in=True, handset_seen=tx.now, status=CarerStatus.AVAILABLE)
+        elif p.what == "logout":
+            c = replace(c, logged_in=False)
+        elif p.what == "heartbeat":
+            c = replace(c, handset_seen=tx.now)
+        elif p.what == "status" and p.status is not None:
+            c = replace(c, status=p.status)
+        if p.position is not None:
+            c = replace(c, position=p.position)
+        if key in tx.silent and c.logged_in and c.handset_seen == tx.now:
+            tx.silent = tx.silent - {key}
+        tx.put_carer(c)
+        if not c.logged_in or c.status is not CarerStatus.AVAILABLE:
+            # Anything they were offered moves on now rather than at the timeout.
+            for a in list(tx.alarm_map().values()):
+                if a.is_open and any(o.carer_id == p.carer_id for o in a.offers):
+                    self._on_action(
+                        tx, ActionIn(p.scheme, p.carer_id, ActionKind.DECLINE, a.alarm_id)
+                    )
+        self._check_coverage(tx, scheme)
+
+    def _check_coverage(self, tx: _Tx, scheme: Scheme) -> None:
+        """Nobody routable on shift is itself a P1 for the control room, at once."""
+        n = sum(
+            1
+            for carer in scheme.carers
+            if routing.routable(
+                scheme,
+                tx.carer_map().get(routing.carer_key(scheme.id, carer.id))
+                or CarerState(carer.id, scheme.id),
+                tx.now,
+                self.config.handset_timeout_s,
+            )[0]
+        )
+        if n == 0 and scheme.id not in tx.coverage:
+            tx.coverage = tx.coverage | {scheme.id}
+            tx.cmds.append(
+                NotifyControlRoom(
+                    scheme.id,
+                    Priority.P1,
+                    "no_carer_available",
+                    "no carer on shift is logged in with a working handset",
+                )
+            )
+        elif n > 0 and scheme.id in tx.coverage:
+            tx.coverage = tx.coverage - {scheme.id}
+            tx.cmds.append(
+                NotifyControlRoom(
+                    scheme.id, Priority.P3, "carer_available", f"{n} carer(s) routable again"
+                )
+            )
+
+    def _clear_no_contact_alarm(self, tx: _Tx, scheme_id: str, device_id: str) -> None:
+        for a in list(tx.alarm_map().values()):
+            if (
+                a.is_open
+                and a.kind == "no_contact"
+                and a.device_id == device_id
+                and a.scheme == scheme_id
+            ):
+                if a.state in (AlarmState.RAISED, AlarmState.OFFERED, AlarmState.ESCALATED):
+                    self._cancel(tx, a, "device heard again")
+
+    def _on_tick(self, tx: _Tx) -> None:
+        cfg = self.config
+        now = tx.now
+        # Overdue deadlines fire here too: a missed timer cannot leave an alarm stranded.
+        for a in list(tx.alarm_map().values()):
+            cur = tx.alarm_map()[a.alarm_id]
+            if cur.is_open and cur.deadline and cur.deadline.due <= now:
+                self._on_deadline(tx, cur)
+        for scheme in self.schemes.values():
+            for carer in scheme.carers:
+                key = routing.carer_key(scheme.id, carer.id)
+                c = tx.carer_map().get(key)
+                if c is None or not c.logged_in:
+                    continue
+                if not routing.handset_live(c, now, cfg.handset_timeout_s) and key not in tx.silent:
+                    tx.silent = tx.silent | {key}
+                    tx.cmds.append(
+                        NotifyControlRoom(
+                            scheme.id,
+                            Priority.P2,
+                            "handset_silent",
+                            f"handset of carer {carer.id} silent; not routable",
+                        )
+                    )
+                    for a in list(tx.alarm_map().values()):
+                        if a.is_open and any(o.carer_id == carer.id for o in a.offers):
+                            self._on_action(
+                                tx, ActionIn(scheme.id, carer.id, ActionKind.DECLINE, a.alarm_id)
+                            )
+            self._check_coverage(tx, scheme)
+            seen = tx.device_seen if tx.device_seen is not None else tx.state.device_seen
+            for d in scheme.devices:
+                key = f"{scheme.id}/{d.device_id}"
+                last = seen.get(key)
+                limit = timedelta(seconds=d.expected_heartbeat_s * cfg.supervision_misses)
+                if last is None or key in tx.no_contact or now - last <= limit:
+                    continue
+                tx.no_contact = tx.no_contact | {key}
+                tx.cmds.append(
+                    RaiseTechnical(
+                        scheme.id,
+                        d.device_id,
+                        "no_contact",
+                        f"silent for {cfg.supervision_misses} intervals",
+                        now,
+                    )
+                )
+                resident = scheme.resident(d.resident) if d.resident else None
+                if resident is None and d.flat:
+                    resident = next((r for r in scheme.residents if r.flat == d.flat), None)
+                if (
+                    d.type is DeviceType.HUB
+                    and resident is not None
+                    and "high_risk" in resident.risk_flags
+                ):
+                    a = Alarm(
+                        alarm_id=str(
+                            uuid.uuid5(ALARM_NAMESPACE, f"nocontact/{key}/{last.isoformat()}")
+                        ),
+                        scheme=scheme.id,
+                        kind="no_contact",
+                        priority=Priority.P2,
+                        state=AlarmState.RAISED,
+                        opened_at=now,
+                        received_at=now,
+                        last_at=now,
+                        resident_ref=resident.client_ref,
+                        flat_id=resident.flat,
+                        device_id=d.device_id,
+                        chain=replace(cfg.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+                        reason="hub silent: resident has no working alarm (welfare check)",
+                    )
+                    if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
+                        self._open_alarm(tx, a, None)
+        # Closed alarms are kept a while so late actions get a clear answer, then dropped.
+        keep = timedelta(seconds=cfg.closed_keep_s)
+        for a in list(tx.alarm_map().values()):
+            if not a.is_open and now - a.last_at > keep:
+                tx.drop_alarm(a.alarm_id)

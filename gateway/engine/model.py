@@ -1,0 +1,389 @@
+"""Engine state, inputs and commands: plain frozen values, no I/O.
+
+The core (``gateway.engine.core``) takes a state, one input and ``now`` and returns the new
+state and a list of commands; the shell runs the commands. Everything here serialises to JSON
+(``to_json``/``from_json``) so alarms and carers can be persisted and restored exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from devices.events import Priority
+
+
+class AlarmState(StrEnum):
+    RAISED = "raised"  # triaged; waiting (deferred bed exit) or about to be offered
+    OFFERED = "offered"  # one carer (or a pair) has an offer and a timeout
+    ESCALATED = "escalated"  # offered to everyone on shift; control room and senior told
+    ACCEPTED = "accepted"
+    ARRIVED = "arrived"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = frozenset(
+    {
+        AlarmState.RAISED,
+        AlarmState.OFFERED,
+        AlarmState.ESCALATED,
+        AlarmState.ACCEPTED,
+        AlarmState.ARRIVED,
+    }
+)
+
+
+class Outcome(StrEnum):
+    ASSISTED = "assisted"
+    FALL_NO_INJURY_LIFTED = "fall_no_injury_lifted"
+    FALL_INJURY_AMBULANCE = "fall_injury_ambulance"
+    HOSPITAL_ADMISSION = "hospital_admission"
+    FALSE_ALARM = "false_alarm"
+    NOT_AT_HOME = "not_at_home"
+    UNABLE_TO_GAIN_ACCESS = "unable_to_gain_access"
+    FIRE_SERVICE_CALLED = "fire_service_called"
+    OTHER = "other"
+
+
+class DeadlineKind(StrEnum):
+    DEFER = "defer"  # bed/chair exit: open only if not cleared by then
+    OFFER_TIMEOUT = "offer_timeout"  # nobody accepted the current offer
+    ESCALATION_REPEAT = "escalation_repeat"  # escalated and still unanswered: tell again
+    ARRIVAL = "arrival"  # accepted but not arrived within travel time + margin
+    ON_SITE = "on_site"  # arrived but not resolved: check in
+
+
+class CarerStatus(StrEnum):
+    AVAILABLE = "available"
+    ON_BREAK = "on_break"
+    UNAVAILABLE = "unavailable"
+
+
+class ActionKind(StrEnum):
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    ARRIVED = "arrived"
+    RESOLVED = "resolved"
+
+
+PRIORITY_RANK = {Priority.P0: 0, Priority.P1: 1, Priority.P2: 2, Priority.P3: 3}
+
+
+def higher(a: Priority, b: Priority) -> Priority:
+    """The more urgent of two priorities."""
+    return a if PRIORITY_RANK[a] <= PRIORITY_RANK[b] else b
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationChain:
+    """Snapshotted onto each alarm when it opens: editing the policy never changes it."""
+
+    offer_timeout_s: int = 60
+    max_individual_offers: int = 3
+    escalation_repeat_s: int = 120
+    arrival_margin_s: int = 120
+    arrival_repeat_s: int = 300
+    on_site_check_s: int = 3600
+    advise_edt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    offer_id: str
+    carer_id: str
+    sent_at: datetime
+    role: str  # "primary", "second" (double-handed), "all" (escalated broadcast)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    due: datetime
+    epoch: int
+    kind: DeadlineKind
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    alarm_id: str
+    scheme: str
+    kind: str  # the event kind, or "callout"
+    priority: Priority
+    state: AlarmState
+    opened_at: datetime
+    received_at: datetime
+    last_at: datetime  # latest transition time; transitions never go backwards
+    resident_ref: str | None = None
+    flat_id: str | None = None
+    device_id: str | None = None
+    callout_id: str | None = None
+    double_handed: bool = False
+    alert_control_room: bool = False
+    welfare_check: bool = False
+    count: int = 1
+    event_ids: tuple[str, ...] = ()
+    chain: EscalationChain = EscalationChain()
+    offers: tuple[Offer, ...] = ()  # live offers
+    offers_sent: int = 0
+    tried: tuple[str, ...] = ()  # carers who declined, timed out or were offered
+    accepted_by: tuple[str, ...] = ()
+    arrived_by: tuple[str, ...] = ()
+    deadline: Deadline | None = None
+    epoch: int = 0
+    outcome: Outcome | None = None
+    note: str = ""
+    reason: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a carer was last known to be (see ``gateway.engine.travel``)."""
+
+    flat: str | None = None
+    block: str | None = None
+    x: float | None = None
+    y: float | None = None
+    floor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CarerState:
+    carer_id: str
+    scheme: str
+    logged_in: bool = False
+    handset_seen: datetime | None = None
+    position: Position = Position()
+    status: CarerStatus = CarerStatus.AVAILABLE
+    busy_with: str | None = None
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    scheme: str
+    event_id: str
+    device_id: str
+    kind: str
+    occurred_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CalloutIn:
+    scheme: str
+    callout_id: str
+    resident_ref: str
+    priority: Priority
+    reason: str
+    requested_at: datetime
+    received_at: datetime
+    operator: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionIn:
+    scheme: str
+    carer_id: str
+    action: ActionKind
+    alarm_id: str
+    offer_id: str | None = None
+    outcome: Outcome | None = None
+    note: str = ""
+    action_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceIn:
+    """Handset presence: login, logout, heartbeat (optionally with a position), status."""
+
+    scheme: str
+    carer_id: str
+    what: str  # "login", "logout", "heartbeat", "status"
+    position: Position | None = None
+    status: CarerStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceModeIn:
+    """Put a device in test/maintenance mode until a time (None ends it)."""
+
+    scheme: str
+    device_id: str
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerIn:
+    alarm_id: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickIn:
+    """Periodic: device supervision, handset silence, coverage checks."""
+
+
+Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | TimerIn | TickIn
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendOffer:
+    scheme: str
+    carer_id: str
+    alarm_id: str
+    offer_id: str
+    role: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    scheme: str
+    carer_id: str
+    alarm_id: str
+    offer_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remind:
+    scheme: str
+    carer_id: str
+    alarm_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyControlRoom:
+    scheme: str
+    priority: Priority
+    code: str
+    message: str
+    alarm_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyOnCall:
+    scheme: str
+    carer_id: str | None  # None: nobody on call is rostered (the control room is told too)
+    alarm_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdviseEdt:
+    scheme: str
+    alarm_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpTask:
+    scheme: str
+    alarm_id: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CarelineStatus:
+    scheme: str
+    callout_id: str
+    alarm_id: str
+    status: str
+    at: datetime
+    eta_s: int | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    scheme: str
+    carer_id: str
+    alarm_id: str
+    action: str
+    ok: bool
+    reason: str
+    offer_id: str | None = None
+    action_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDeadline:
+    alarm_id: str
+    epoch: int
+    due: datetime
+    kind: DeadlineKind
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTransition:
+    alarm_id: str
+    scheme: str
+    state: str  # an AlarmState, or a step such as "merged", "offer_timeout", "retrigger"
+    at: datetime
+    priority: Priority
+    carer_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDecision:
+    alarm_id: str
+    scheme: str
+    at: datetime
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseTechnical:
+    scheme: str
+    device_id: str
+    code: str
+    message: str
+    at: datetime
+    cleared: bool = False
+
+
+Command = (
+    SendOffer
+    | CancelOffer
+    | Remind
+    | NotifyControlRoom
+    | NotifyOnCall
+    | AdviseEdt
+    | FollowUpTask
+    | CarelineStatus
+    | ActionResult
+    | ScheduleDeadline
+    | RecordTransition
+    | RecordDecision
+    | RaiseTechnical
+)
+
+
+def to_json(value: Any) -> Any:
+    """A dataclass tree as JSON-ready data (datetimes as ISO strings, enums as values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple | list | frozenset | set):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,182 @@
+"""Invariants of the engine core over random nights (hypothesis rule-based state machine)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from gateway.engine import routing
+from gateway.engine.model import (
+    OPEN_STATES,
+    ActionKind,
+    AlarmState,
+    Command,
+    Outcome,
+    PresenceIn,
+    RecordTransition,
+    ScheduleDeadline,
+    SendOffer,
+    TickIn,
+    TimerIn,
+)
+from gateway.engine.persist import state_from_json, state_to_json
+from tests.engine_helpers import HZC, NIGHT, Driver
+
+FLATS = sorted(f.id for f in HZC.iter_flats())
+ALARM_DEVICES = sorted(
+    d.device_id for d in HZC.devices if d.type.value in ("pendant", "fall_detector", "smoke")
+)
+CARERS = sorted(c.id for c in HZC.carers)
+
+
+class Night(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        # Start at 22:30 so shifts begin and end during the run as well.
+        self.d = Driver(NIGHT.replace(hour=22, minute=30) - timedelta(days=1))
+        self.events: list[str] = []
+        self.last_at: dict[str, object] = {}
+
+    def _check(self, before: dict[str, AlarmState], cmds: list[Command]) -> None:
+        state = self.d.state
+        preempted = {
+            c.alarm_id for c in cmds if isinstance(c, RecordTransition) and c.state == "preempted"
+        }
+        for c in cmds:
+            if isinstance(c, SendOffer):
+                scheme = HZC
+                carer = state.carers[routing.carer_key(scheme.id, c.carer_id)]
+                ok, why = routing.routable(
+                    scheme, carer, self.d.now, self.d.core.config.handset_timeout_s
+                )
+                assert ok, f"offer to {c.carer_id} who is {why}"
+                prior = before.get(c.alarm_id)
+                if prior in (AlarmState.ACCEPTED, AlarmState.ARRIVED):
+                    assert c.alarm_id in preempted, "offer sent after the alarm was accepted"
+                after = state.alarms[c.alarm_id].state
+                assert after not in (AlarmState.ACCEPTED, AlarmState.ARRIVED), (
+                    "offer in accepting step"
+                )
+            if isinstance(c, RecordTransition):
+                last = self.last_at.get(c.alarm_id)
+                assert last is None or c.at >= last, "transition time went backwards"  # type: ignore[operator]
+                self.last_at[c.alarm_id] = c.at
+        scheduled = {c.alarm_id: c for c in cmds if isinstance(c, ScheduleDeadline)}
+        for a in state.alarms.values():
+            if a.alarm_id in scheduled:
+                assert a.deadline is not None and scheduled[a.alarm_id].epoch == a.deadline.epoch
+
+    def _feed(self, inp: object) -> list[Command]:
+        before = {k: a.state for k, a in self.d.state.alarms.items()}
+        cmds = self.d.feed(inp)  # type: ignore[arg-type]
+        self._check(before, cmds)
+        return cmds
+
+    @rule(carer=st.sampled_from(CARERS), flat=st.sampled_from(FLATS))
+    def login(self, carer: str, flat: str) -> None:
+        from gateway.engine.model import Position
+
+        self._feed(PresenceIn(HZC.id, carer, "login", Position(flat=flat)))
+
+    @rule(carer=st.sampled_from(CARERS))
+    def logout(self, carer: str) -> None:
+        self._feed(PresenceIn(HZC.id, carer, "logout"))
+
+    @rule()
+    def heartbeats(self) -> None:
+        for c in list(self.d.state.carers.values()):
+            if c.logged_in:
+                self._feed(PresenceIn(HZC.id, c.carer_id, "heartbeat"))
+
+    @rule(
+        device=st.sampled_from(ALARM_DEVICES),
+        kind=st.sampled_from(["pendant_press", "fall_detected", "cancel", "smoke"]),
+    )
+    def event(self, device: str, kind: str) -> None:
+        from gateway.engine.model import EventIn
+
+        eid = str(uuid.uuid4())
+        self.events.append(eid)
+        self._feed(EventIn(HZC.id, eid, device, kind, self.d.now, self.d.now))
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data())
+    def duplicate_event(self, data: st.DataObject) -> None:
+        from gateway.engine.model import EventIn
+
+        eid = data.draw(st.sampled_from(self.events))
+        device = data.draw(st.sampled_from(ALARM_DEVICES))
+        before = set(self.d.state.alarms)
+        cmds = self._feed(EventIn(HZC.id, eid, device, "pendant_press", self.d.now, self.d.now))
+        opened = set(self.d.state.alarms) - before
+        # A repeated event id never opens a second alarm (it may merge if it is new to all).
+        if any(eid in a.event_ids for a in self.d.state.alarms.values() if a.alarm_id in before):
+            assert not opened
+            assert not [c for c in cmds if isinstance(c, SendOffer)]
+
+    @precondition(lambda self: any(a.is_open for a in self.d.state.alarms.values()))
+    @rule(data=st.data(), action=st.sampled_from(list(ActionKind)))
+    def carer_action(self, data: st.DataObject, action: ActionKind) -> None:
+        open_alarms = sorted(a.alarm_id for a in self.d.state.alarms.values() if a.is_open)
+        alarm_id = data.draw(st.sampled_from(open_alarms))
+        a = self.d.state.alarms[alarm_id]
+        holders = [o.carer_id for o in a.offers] + list(a.accepted_by)
+        carer = data.draw(st.sampled_from(holders or CARERS))
+        offer = next((o.offer_id for o in a.offers if o.carer_id == carer), None)
+        outcome = data.draw(st.sampled_from(list(Outcome)))
+        self._feed(
+            __import__("gateway.engine.model", fromlist=["ActionIn"]).ActionIn(
+                HZC.id, carer, action, alarm_id, offer, outcome, "note"
+            )
+        )
+
+    @rule(seconds=st.integers(min_value=1, max_value=400))
+    def time_passes(self, seconds: int) -> None:
+        self.d.advance(seconds)
+        # The shell fires due deadlines with their epoch; a stale epoch is also sent.
+        for a in sorted(self.d.state.alarms.values(), key=lambda a: a.alarm_id):
+            cur = self.d.state.alarms.get(a.alarm_id)
+            if cur and cur.is_open and cur.deadline and cur.deadline.due <= self.d.now:
+                self._feed(TimerIn(cur.alarm_id, cur.epoch - 1))  # stale: ignored
+                self._feed(TimerIn(cur.alarm_id, cur.deadline.epoch))
+
+    @rule()
+    def tick(self) -> None:
+        self._feed(TickIn())
+
+    @rule()
+    def restart(self) -> None:
+        blob = json.dumps(state_to_json(self.d.state))
+        restored = state_from_json(json.loads(blob))
+        assert restored == self.d.state
+        self.d.state = restored
+
+    @invariant()
+    def every_open_alarm_has_exactly_one_live_deadline(self) -> None:
+        for a in self.d.state.alarms.values():
+            if a.state in OPEN_STATES:
+                assert a.deadline is not None, f"{a.alarm_id} {a.state} has no deadline"
+                assert a.deadline.epoch == a.epoch
+            else:
+                assert a.deadline is None and not a.offers
+
+    @invariant()
+    def carers_busy_only_with_open_alarms_they_hold(self) -> None:
+        for c in self.d.state.carers.values():
+            if c.busy_with is not None:
+                a = self.d.state.alarms.get(c.busy_with)
+                assert a is not None and a.is_open and c.carer_id in a.accepted_by
+
+
+Night.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestNight = Night.TestCase
