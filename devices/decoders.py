@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from devices.events import CarelineCallout, DeviceEvent, EventKind
 from devices.topics import Channel, TopicLayout
+from responders.protocol import HandsetAction, HandsetPresence
 
 # Namespace for event ids derived from Zigbee2MQTT state reports, which carry none.
 ZIGBEE_NAMESPACE = uuid.UUID("5b6f3c1e-2f8a-4e55-9a64-0c9d1f3a7e21")
@@ -31,6 +32,7 @@ class Reason(StrEnum):
     UNKNOWN_SCHEME = "unknown_scheme"
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_RESIDENT = "unknown_resident"
+    UNKNOWN_CARER = "unknown_carer"
 
 
 class DecodeError(Exception):
@@ -46,6 +48,9 @@ class DecodeError(Exception):
 class RecordType(StrEnum):
     EVENT = "event"
     CALLOUT = "callout"
+    ACTION = "action"
+    PRESENCE = "presence"
+    CONTROL = "control"  # control-room overrides entered through the API
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,8 @@ class Registry(Protocol):
     def has_device(self, scheme: str, device_id: str) -> bool: ...
 
     def has_resident(self, scheme: str, client_ref: str) -> bool: ...
+
+    def has_carer(self, scheme: str, carer_id: str) -> bool: ...
 
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         """(scheme, device_id) of a Zigbee2MQTT friendly name, if registered."""
@@ -210,6 +217,27 @@ def decode_message(
     assert info.scheme is not None
     if not registry.has_scheme(info.scheme):
         raise DecodeError(Reason.UNKNOWN_SCHEME, f"scheme {info.scheme!r} is not served here")
+
+    if info.channel in (Channel.CARER_ACTION, Channel.CARER_PRESENCE):
+        assert info.subject is not None
+        if not registry.has_carer(info.scheme, info.subject):
+            raise DecodeError(Reason.UNKNOWN_CARER, f"carer {info.subject!r}", info.scheme)
+        data = _json(payload)
+        if not isinstance(data, dict):
+            raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object", info.scheme)
+        model: type[HandsetAction] | type[HandsetPresence]
+        model = HandsetAction if info.channel is Channel.CARER_ACTION else HandsetPresence
+        try:
+            msg = model.model_validate(data)
+        except ValidationError as exc:
+            raise DecodeError(Reason.INVALID_PAYLOAD, _summary(exc), info.scheme) from exc
+        body = msg.model_dump(mode="json")
+        body["carer_id"] = info.subject
+        if isinstance(msg, HandsetAction):
+            key = f"{info.scheme}/{info.subject}/{msg.action_id}"
+            return [Decoded(RecordType.ACTION, info.scheme, key, body)]
+        key = f"{info.scheme}/{info.subject}/{msg.presence_id}"
+        return [Decoded(RecordType.PRESENCE, info.scheme, key, body)]
 
     if info.channel is Channel.CALLOUT:
         callout = decode_callout(payload)

@@ -15,6 +15,8 @@ class Channel(StrEnum):
     DEVICE_EVENT = "device_event"
     CALLOUT = "callout"
     ZIGBEE = "zigbee"
+    CARER_ACTION = "carer_action"
+    CARER_PRESENCE = "carer_presence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,16 @@ class TopicLayout:
     def callouts(self, scheme: str) -> str:
         return f"{self.root}/{scheme}/careline/callouts"
 
+    def carer(self, scheme: str, carer_id: str, leaf: str) -> str:
+        """``leaf`` is ``actions``/``presence`` (from the handset) or ``dispatch`` (to it)."""
+        return f"{self.root}/{scheme}/carers/{carer_id}/{leaf}"
+
+    def careline_status(self, scheme: str, callout_id: str) -> str:
+        return f"{self.root}/{scheme}/careline/status/{callout_id}"
+
+    def control_alerts(self, scheme: str) -> str:
+        return f"{self.root}/{scheme}/control/alerts"
+
     def subscriptions(self) -> list[str]:
         """Filters the gateway subscribes to for device traffic.
 
@@ -44,6 +56,8 @@ class TopicLayout:
         return [
             f"{self.root}/+/devices/#",
             f"{self.root}/+/careline/callouts",
+            f"{self.root}/+/carers/+/actions",
+            f"{self.root}/+/carers/+/presence",
             f"{self.zigbee_root}/+",
         ]
 
@@ -61,4 +75,9 @@ class TopicLayout:
             return TopicInfo(Channel.DEVICE_EVENT, parts[1], parts[3])
         if len(parts) == 4 and parts[0] == self.root and parts[2:] == ["careline", "callouts"]:
             return TopicInfo(Channel.CALLOUT, parts[1], None)
+        if len(parts) == 5 and parts[0] == self.root and parts[2] == "carers" and parts[3]:
+            if parts[4] == "actions":
+                return TopicInfo(Channel.CARER_ACTION, parts[1], parts[3])
+            if parts[4] == "presence":
+                return TopicInfo(Channel.CARER_PRESENCE, parts[1], parts[3])
         return None

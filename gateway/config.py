@@ -6,6 +6,7 @@ docker-compose file publishes the same ports, and a test keeps the two in step.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -58,6 +59,26 @@ class IngestSettings(BaseModel):
     dead_letter_keep_bytes: int = 2048
 
 
+class ClockSettings(BaseModel):
+    """Accelerated scheme time for the simulator and tests: ``speed`` times real time, with
+    scheme time ``start`` at real Unix time ``anchor`` (shared by every process of a run)."""
+
+    speed: float = Field(default=1.0, gt=0, le=10_000)
+    start: datetime | None = None
+    anchor: float | None = None
+
+
+class EngineSettings(BaseModel):
+    offer_timeout_s: int = Field(default=60, ge=5)
+    max_individual_offers: int = Field(default=3, ge=1)
+    escalation_repeat_s: int = Field(default=120, ge=10)
+    arrival_margin_s: int = Field(default=120, ge=0)
+    handset_timeout_s: int = Field(default=120, ge=10)
+    tick_s: float = Field(
+        default=5.0, gt=0, description="Scheme seconds between supervision ticks."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELECARE_", env_nested_delimiter="__", extra="ignore"
@@ -71,6 +92,8 @@ class Settings(BaseSettings):
     journal: JournalSettings = JournalSettings()
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
+    clock: ClockSettings = ClockSettings()
+    engine: EngineSettings = EngineSettings()
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from gateway.engine import routing
+from gateway.engine.model import Alarm, CarerStatus, to_json
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -29,11 +34,12 @@ def create_app(gw: Gateway) -> FastAPI:
         but does not decide readiness: events are safe in the journal while it is away."""
         body = {
             "journal": gw.journal_open,
+            "engine": gw.engine.ready,
             "mqtt": gw.ingest.connected,
             "database": gw.shipper.db_up,
             "database_error": None if gw.shipper.db_up else gw.shipper.last_error,
         }
-        ready = gw.journal_open and gw.ingest.connected
+        ready = gw.journal_open and gw.ingest.connected and gw.engine.ready
         body["ready"] = ready
         if not ready:
             response.status_code = 503
@@ -86,4 +92,108 @@ def create_app(gw: Gateway) -> FastAPI:
             (limit,),
         )
 
+    @app.get("/api/v1/alarms")
+    async def alarms(
+        open_only: Annotated[bool, Query(alias="open")] = True,
+    ) -> list[dict[str, Any]]:
+        """Alarms held by the engine now (live, from memory), most urgent and oldest first."""
+        rows = [a for a in gw.engine.state.alarms.values() if a.is_open or not open_only]
+        rows.sort(key=lambda a: (a.priority.value, a.opened_at))
+        return [alarm_view(a) for a in rows]
+
+    @app.get("/api/v1/alarms/{alarm_id}")
+    async def alarm_detail(alarm_id: str) -> dict[str, Any]:
+        """One alarm: live state, its timeline and every routing decision (from TimescaleDB)."""
+        a = gw.engine.state.alarms.get(alarm_id)
+        try:
+            timeline = await query(
+                "SELECT at, step, priority, carer_id, occurred_at, received_at, detail"
+                " FROM alarm_events WHERE alarm_id = %s::uuid ORDER BY at, journal_seq",
+                (alarm_id,),
+            )
+            decisions = await query(
+                "SELECT at, record FROM alarm_decisions WHERE alarm_id = %s::uuid"
+                " ORDER BY at, journal_seq",
+                (alarm_id,),
+            )
+        except psycopg.errors.InvalidTextRepresentation as exc:
+            raise HTTPException(422, f"not an alarm id: {alarm_id!r}") from exc
+        if a is None and not timeline:
+            raise HTTPException(404, f"no alarm {alarm_id!r}")
+        return {
+            "alarm": alarm_view(a) if a else None,
+            "timeline": timeline,
+            "decisions": decisions,
+        }
+
+    @app.get("/api/v1/carers")
+    async def carers() -> list[dict[str, Any]]:
+        """Every carer with presence, status, what they are busy with and whether routable."""
+        now = gw.clock.now()
+        out = []
+        for _key, c in sorted(gw.engine.state.carers.items()):
+            scheme = gw.registry.schemes.get(c.scheme)
+            if scheme is None:
+                continue
+            ok, why = routing.routable(scheme, c, now, gw.settings.engine.handset_timeout_s)
+            roles = routing.on_shift_roles(scheme, c.carer_id, now)
+            out.append(
+                {
+                    "scheme": c.scheme,
+                    "carer_id": c.carer_id,
+                    "on_shift": sorted(r.value for r in roles),
+                    "logged_in": c.logged_in,
+                    "status": c.status.value,
+                    "handset_seen": c.handset_seen,
+                    "position": to_json(c.position),
+                    "busy_with": c.busy_with,
+                    "routable": ok,
+                    "reason": why,
+                }
+            )
+        return out
+
+    @app.post("/api/v1/carers/{scheme}/{carer_id}/status", status_code=202)
+    async def set_carer_status(scheme: str, carer_id: str, body: CarerStatusIn) -> dict[str, str]:
+        """Control room override: mark a carer on break, unavailable, or available again."""
+        s = gw.registry.schemes.get(scheme)
+        if s is None or s.carer(carer_id) is None:
+            raise HTTPException(404, f"no carer {carer_id!r} in scheme {scheme!r}")
+        await gw.submit_control(
+            scheme, {"op": "carer_status", "carer_id": carer_id, "status": body.status.value}
+        )
+        return {"status": "accepted"}
+
+    @app.post("/api/v1/devices/{scheme}/{device_id}/maintenance", status_code=202)
+    async def set_maintenance(scheme: str, device_id: str, body: MaintenanceIn) -> dict[str, Any]:
+        """Put a device in test/maintenance mode (it will not page) for some minutes; 0 ends it."""
+        s = gw.registry.schemes.get(scheme)
+        if s is None or s.device(device_id) is None:
+            raise HTTPException(404, f"no device {device_id!r} in scheme {scheme!r}")
+        until = gw.clock.now() + timedelta(minutes=body.minutes) if body.minutes else None
+        await gw.submit_control(
+            scheme,
+            {
+                "op": "device_mode",
+                "device_id": device_id,
+                "until": until.isoformat() if until else None,
+            },
+        )
+        return {"status": "accepted", "until": until}
+
     return app
+
+
+class CarerStatusIn(BaseModel):
+    status: CarerStatus
+
+
+class MaintenanceIn(BaseModel):
+    minutes: int = Field(ge=0, le=7 * 24 * 60)
+
+
+def alarm_view(a: Alarm) -> dict[str, Any]:
+    out: dict[str, Any] = to_json(a)
+    out.pop("chain", None)
+    out.pop("event_ids", None)
+    return out

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.topics import TopicLayout
+from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
@@ -64,12 +65,14 @@ class Ingest:
         journal: Journal,
         writer: Executor,
         metrics: Metrics,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.journal = journal
         self.writer = writer
         self.metrics = metrics
+        self.clock = clock or Clock()
         self.layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
         self.connected = False
@@ -141,7 +144,7 @@ class Ingest:
                         await client.subscribe(topic_filter, qos=1)
                     paho_client = client._client
                     async for msg in client.messages:
-                        now = datetime.now(UTC)
+                        now = self.clock.now()
                         payload = (
                             msg.payload
                             if isinstance(msg.payload, bytes)

@@ -49,9 +49,24 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload BLOB NOT NULL,
     payload_size INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS engine_state (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent, seq);
+CREATE TABLE IF NOT EXISTS engine_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 """
 
-STREAMS = ("records", "dead_letters")
+STREAMS = ("records", "dead_letters", "engine_log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +281,103 @@ class Journal:
         cur = self._writer.execute(
             "DELETE FROM dead_letters WHERE seq <= ?", (shipped.get("dead_letters", 0),)
         )
+        removed += cur.rowcount
+        cur = self._writer.execute(
+            "DELETE FROM engine_log WHERE seq <= ?", (shipped.get("engine_log", 0),)
+        )
         return removed + cur.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCommit:
+    """What one engine pass changed, written in one transaction with its watermark."""
+
+    watermark: int
+    upserts: dict[str, str]  # engine_state key -> JSON
+    deletes: list[str]
+    outbox: list[tuple[str, str]]  # (topic, JSON payload)
+    log: list[tuple[str, str, str]]  # (stream, ISO time, JSON body)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    topic: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLogRow:
+    seq: int
+    stream: str
+    at: datetime
+    body: dict[str, Any]
+
+
+class EngineStore:
+    """The engine's slice of the journal: its state rows, outbox and log. Writer thread only
+    for writes (``commit``, ``mark_sent``, ``prune``); reads go through the journal reader."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def _w(self) -> sqlite3.Connection:
+        conn = self.journal._writer
+        if conn is None:
+            raise JournalError("journal is not open")
+        return conn
+
+    def load(self) -> dict[str, Any]:
+        rows = self.journal._read("SELECT key, body FROM engine_state")
+        return {k: json.loads(b) for k, b in rows}
+
+    def commit(self, c: EngineCommit, now: datetime) -> None:
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO engine_state (key, body) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+                list(c.upserts.items()),
+            )
+            conn.executemany("DELETE FROM engine_state WHERE key = ?", [(k,) for k in c.deletes])
+            conn.execute(
+                "INSERT INTO engine_state (key, body) VALUES ('watermark', ?)"
+                " ON CONFLICT (key) DO UPDATE SET body = excluded.body",
+                (json.dumps(c.watermark),),
+            )
+            created = now.isoformat()
+            conn.executemany(
+                "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
+                [(t, p, created) for t, p in c.outbox],
+            )
+            conn.executemany("INSERT INTO engine_log (stream, at, body) VALUES (?, ?, ?)", c.log)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"engine commit failed: {exc}") from exc
+
+    def unsent(self, limit: int = 500) -> list[OutboxRow]:
+        rows = self.journal._read(
+            "SELECT seq, topic, payload FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [OutboxRow(*r) for r in rows]
+
+    def mark_sent(self, seqs: list[int]) -> None:
+        conn = self._w()
+        conn.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+        # Sent rows are history only in the database's records; keep the outbox small.
+        conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
+
+    def read_log(self, after_seq: int, limit: int) -> list[EngineLogRow]:
+        rows = self.journal._read(
+            "SELECT seq, stream, at, body FROM engine_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            EngineLogRow(r[0], r[1], datetime.fromisoformat(r[2]), json.loads(r[3])) for r in rows
+        ]
 
 
 def _table(stream: str) -> str:

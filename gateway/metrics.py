@@ -71,3 +71,10 @@ class Metrics:
         self.journal_head = Gauge(
             "telecare_journal_head_seq", "Highest journal sequence.", ["stream"], registry=r
         )
+        self.engine_open_alarms = Gauge(
+            "telecare_open_alarms", "Alarms open in the engine.", registry=r
+        )
+        self.engine_offers = Counter("telecare_offers", "Offers sent to carers.", registry=r)
+        self.engine_published = Counter(
+            "telecare_outbox_published", "Engine messages published to the broker.", registry=r
+        )

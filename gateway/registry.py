@@ -36,5 +36,9 @@ class SchemeRegistry:
         s = self.schemes.get(scheme)
         return s is not None and s.resident(client_ref) is not None
 
+    def has_carer(self, scheme: str, carer_id: str) -> bool:
+        s = self.schemes.get(scheme)
+        return s is not None and s.carer(carer_id) is not None
+
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         return self._zigbee.get(friendly_name)

@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import uvicorn
 
+from devices.decoders import Decoded, RecordType
 from devices.scheme import load_scheme
+from gateway.clock import scaled
 from gateway.config import Settings
+from gateway.engine.shell import EngineService
 from gateway.http import create_app
 from gateway.ingest import Ingest
-from gateway.journal import Journal
+from gateway.journal import Incoming, Journal
 from gateway.metrics import Metrics
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
@@ -43,9 +47,27 @@ class Gateway:
         self.journal_open = False
         # One thread owns every journal write, so SQLite sees a single writer.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
-        self.ingest = Ingest(settings, self.registry, self.journal, self.writer, self.metrics)
+        c = settings.clock
+        self.clock = scaled(c.speed, c.start, c.anchor)
+        self.ingest = Ingest(
+            settings, self.registry, self.journal, self.writer, self.metrics, self.clock
+        )
         self.shipper = Shipper(settings, self.journal, self.writer, self.metrics)
+        self.engine = EngineService(
+            settings, self.registry, self.journal, self.writer, self.metrics, self.clock
+        )
+        self.ingest.on_committed.append(lambda _items: self.engine.wake.set())
         self.app = create_app(self)
+
+    async def submit_control(self, scheme: str, body: dict[str, object]) -> None:
+        """A control-room instruction from the API: journaled like any input, then applied."""
+        now = self.clock.now()
+        body = {**body, "at": now.isoformat()}
+        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", body)
+        item = Incoming(f"api/{scheme}/control", now, records=[rec])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.writer, self.journal.commit, [item])
+        self.engine.wake.set()
 
     async def run(self) -> None:
         self.journal.open()
@@ -72,12 +94,13 @@ class Gateway:
                 tasks = [
                     tg.create_task(self.ingest.run(), name="ingest"),
                     tg.create_task(self.shipper.run(), name="shipper"),
+                    tg.create_task(self.engine.run(), name="engine"),
                     tg.create_task(server.serve(), name="http"),
                 ]
                 await stop.wait()
                 log.info("stopping: unacknowledged messages stay with the broker")
                 server.should_exit = True
-                for t in tasks[:2]:
+                for t in tasks[:3]:
                     t.cancel()
         finally:
             self.writer.shutdown(wait=True)

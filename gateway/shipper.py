@@ -19,7 +19,7 @@ import psycopg
 
 from gateway import storage
 from gateway.config import Settings
-from gateway.journal import Journal
+from gateway.journal import STREAMS, EngineStore, Journal
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Shipper:
         self.db_up = False
         self.shipped: dict[str, int] = {}
         self.last_error: str | None = None
+        self.engine_store = EngineStore(journal)
 
     async def run(self) -> None:
         db = self.settings.db
@@ -98,11 +99,18 @@ class Shipper:
             self.shipped["dead_letters"] = dead[-1].seq
             self.metrics.shipped.labels("dead_letters").inc(len(dead))
             moved += len(dead)
+        after_el = self.shipped.get("engine_log", 0)
+        log_rows = await asyncio.to_thread(self.engine_store.read_log, after_el, limit)
+        if log_rows:
+            await storage.ship_engine_log(conn, log_rows, gw, epoch)
+            self.shipped["engine_log"] = log_rows[-1].seq
+            self.metrics.shipped.labels("engine_log").inc(len(log_rows))
+            moved += len(log_rows)
         await self._update_lag()
         return moved
 
     async def _update_lag(self) -> None:
-        for stream in ("records", "dead_letters"):
+        for stream in STREAMS:
             head = await asyncio.to_thread(self.journal.head, stream)
             self.metrics.journal_head.labels(stream).set(head)
             self.metrics.shipper_lag_events.labels(stream).set(

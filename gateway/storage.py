@@ -9,11 +9,11 @@ from typing import Any
 
 import psycopg
 
-from gateway.journal import JournalDeadLetter, JournalRecord
+from gateway.journal import EngineLogRow, JournalDeadLetter, JournalRecord
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = ("001_init.sql",)
+MIGRATIONS = ("001_init.sql", "002_engine.sql")
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -78,7 +78,25 @@ async def ship_records(
     """COPY a batch of journal records and move the watermark, in one transaction."""
     events = [r for r in rows if r.record_type == "event"]
     callouts = [r for r in rows if r.record_type == "callout"]
+    carer = [r for r in rows if r.record_type in ("action", "presence", "control")]
     async with conn.transaction():
+        if carer:
+            async with conn.cursor().copy(
+                "COPY carer_messages (received_at, scheme, carer_id, kind, body, gateway_id,"
+                " journal_seq) FROM STDIN"
+            ) as copy:
+                for r in carer:
+                    await copy.write_row(
+                        (
+                            r.received_at,
+                            r.scheme,
+                            r.body.get("carer_id"),
+                            r.record_type,
+                            json.dumps(r.body),
+                            gateway_id,
+                            r.seq,
+                        )
+                    )
         if events:
             async with conn.cursor().copy(
                 f"COPY device_events ({_EVENT_COLUMNS}) FROM STDIN"
@@ -151,3 +169,51 @@ async def ship_dead_letters(
                     )
                 )
         await _set_watermark(conn, gateway_id, epoch, "dead_letters", rows[-1].seq)
+
+
+_ENGINE_COPY = {
+    "alarm_events": (
+        "COPY alarm_events (at, alarm_id, scheme, step, priority, carer_id, occurred_at,"
+        " received_at, detail, gateway_id, journal_seq) FROM STDIN",
+        ("alarm_id", "scheme", "step", "priority", "carer_id", "occurred_at", "received_at"),
+        "detail",
+    ),
+    "alarm_decisions": (
+        "COPY alarm_decisions (at, alarm_id, scheme, record, gateway_id, journal_seq) FROM STDIN",
+        ("alarm_id", "scheme"),
+        "record",
+    ),
+    "notifications": (
+        "COPY notifications (at, scheme, kind, code, priority, alarm_id, target, message, body,"
+        " gateway_id, journal_seq) FROM STDIN",
+        ("scheme", "kind", "code", "priority", "alarm_id", "target", "message"),
+        "body",
+    ),
+}
+
+
+async def ship_engine_log(
+    conn: psycopg.AsyncConnection[Any],
+    rows: list[EngineLogRow],
+    gateway_id: str,
+    epoch: str,
+) -> None:
+    """COPY engine log rows into their tables and move the watermark, in one transaction."""
+    async with conn.transaction():
+        for stream, (sql, columns, json_col) in _ENGINE_COPY.items():
+            mine = [r for r in rows if r.stream == stream]
+            if not mine:
+                continue
+            async with conn.cursor().copy(sql) as copy:
+                for r in mine:
+                    b = r.body
+                    await copy.write_row(
+                        (
+                            r.at,
+                            *(b.get(c) for c in columns),
+                            json.dumps(b.get(json_col) or {}),
+                            gateway_id,
+                            r.seq,
+                        )
+                    )
+        await _set_watermark(conn, gateway_id, epoch, "engine_log", rows[-1].seq)

@@ -12,6 +12,7 @@ class FakeRegistry:
     scheme: str = "test-court"
     devices: set[str] = field(default_factory=lambda: {"pendant-001", "hub-001"})
     residents: set[str] = field(default_factory=lambda: {"TST-0001"})
+    carers: set[str] = field(default_factory=lambda: {"cw-01"})
     zigbee: dict[str, str] = field(default_factory=lambda: {"flat-1-front-door": "door-001"})
 
     def has_scheme(self, scheme: str) -> bool:
@@ -22,6 +23,9 @@ class FakeRegistry:
 
     def has_resident(self, scheme: str, client_ref: str) -> bool:
         return scheme == self.scheme and client_ref in self.residents
+
+    def has_carer(self, scheme: str, carer_id: str) -> bool:
+        return scheme == self.scheme and carer_id in self.carers
 
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         device = self.zigbee.get(friendly_name)

@@ -1,0 +1,503 @@
+"""The engine's asyncio shell: feeds journaled inputs, timers and ticks to the pure core,
+persists what changed (one SQLite transaction, with the input watermark), then publishes.
+
+Order of safety: an input is in the journal before the core sees it; the core's new state, its
+outgoing messages (outbox) and its records (engine log) are committed together with the
+watermark of the last input applied; only then are messages published. A crash anywhere
+replays from the watermark and re-sends only what was never marked sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import Executor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiomqtt
+
+from devices.events import Priority
+from devices.topics import TopicLayout
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.engine import persist
+from gateway.engine.core import Core, EngineConfig, EngineState
+from gateway.engine.model import (
+    ActionIn,
+    ActionKind,
+    ActionResult,
+    AdviseEdt,
+    CalloutIn,
+    CancelOffer,
+    CarelineStatus,
+    CarerStatus,
+    Command,
+    DeviceModeIn,
+    EscalationChain,
+    EventIn,
+    FollowUpTask,
+    Input,
+    NotifyControlRoom,
+    NotifyOnCall,
+    Outcome,
+    Position,
+    PresenceIn,
+    RaiseTechnical,
+    RecordDecision,
+    RecordTransition,
+    Remind,
+    ScheduleDeadline,
+    SendOffer,
+    TickIn,
+    TimerIn,
+    to_json,
+)
+from gateway.journal import EngineCommit, EngineStore, Journal, JournalRecord
+from gateway.metrics import Metrics
+from gateway.registry import SchemeRegistry
+
+log = logging.getLogger(__name__)
+
+
+def to_input(r: JournalRecord) -> Input | None:
+    b = r.body
+    if r.record_type == "event":
+        return EventIn(
+            r.scheme,
+            b["event_id"],
+            b["device_id"],
+            b["kind"],
+            datetime.fromisoformat(b["occurred_at"]),
+            r.received_at,
+        )
+    if r.record_type == "callout":
+        return CalloutIn(
+            r.scheme,
+            b["callout_id"],
+            b["resident_ref"],
+            Priority(b["priority"]),
+            b["reason"],
+            datetime.fromisoformat(b["requested_at"]),
+            r.received_at,
+            b.get("operator", "unknown"),
+        )
+    if r.record_type == "action":
+        return ActionIn(
+            r.scheme,
+            b["carer_id"],
+            ActionKind(b["action"]),
+            b["alarm_id"],
+            b.get("offer_id"),
+            Outcome(b["outcome"]) if b.get("outcome") else None,
+            b.get("note", ""),
+            b["action_id"],
+        )
+    if r.record_type == "control":
+        if b["op"] == "carer_status":
+            return PresenceIn(r.scheme, b["carer_id"], "status", None, CarerStatus(b["status"]))
+        if b["op"] == "device_mode":
+            until = datetime.fromisoformat(b["until"]) if b.get("until") else None
+            return DeviceModeIn(r.scheme, b["device_id"], until)
+        return None
+    if r.record_type == "presence":
+        pos = None
+        if any(b.get(k) is not None for k in ("flat", "block", "x")):
+            pos = Position(b.get("flat"), b.get("block"), b.get("x"), b.get("y"), b.get("floor", 0))
+        return PresenceIn(r.scheme, b["carer_id"], b["what"], pos)
+    return None
+
+
+class EngineService:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: SchemeRegistry,
+        journal: Journal,
+        writer: Executor,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        e = settings.engine
+        chain = EscalationChain(
+            offer_timeout_s=e.offer_timeout_s,
+            max_individual_offers=e.max_individual_offers,
+            escalation_repeat_s=e.escalation_repeat_s,
+            arrival_margin_s=e.arrival_margin_s,
+        )
+        self.core = Core(
+            registry.schemes, EngineConfig(chain=chain, handset_timeout_s=e.handset_timeout_s)
+        )
+        self.store = EngineStore(journal)
+        self.journal = journal
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
+        self.state: EngineState = EngineState()
+        self.watermark = 0
+        self.wake = asyncio.Event()
+        self.outbox_wake = asyncio.Event()
+        self.ready = False
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        rows = self.store.load()
+        now = self.clock.now()
+        fresh = self.core.initial_state(now)
+        alarms = {}
+        carers = dict(fresh.carers)
+        misc: dict[str, Any] = {}
+        for key, body in rows.items():
+            if key.startswith("alarm:"):
+                a = persist.alarm_from_json(body)
+                alarms[a.alarm_id] = a
+            elif key.startswith("carer:"):
+                c = persist.carer_from_json(body)
+                carers[key.removeprefix("carer:")] = c
+            elif key == "misc":
+                misc = body
+            elif key == "watermark":
+                self.watermark = int(body)
+        restored = persist.state_from_json({**misc, "alarms": {}, "carers": {}})
+        # Devices get a fresh grace period after a restart: their last contact is not persisted.
+        self.state = replace(restored, alarms=alarms, carers=carers, device_seen=fresh.device_seen)
+        log.info(
+            "engine restored: %d alarms (%d open), watermark %d",
+            len(alarms),
+            sum(a.is_open for a in alarms.values()),
+            self.watermark,
+        )
+
+    # ---- main loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._load)
+        self.ready = True
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._loop(), name="engine")
+            tg.create_task(self._publisher(), name="engine-outbox")
+
+    async def _loop(self) -> None:
+        tick_every = self.settings.engine.tick_s
+        next_tick = self.clock.now()
+        while True:
+            self.wake.clear()
+            records = await asyncio.to_thread(self.journal.read_records, self.watermark, 500)
+            now = self.clock.now()
+            inputs: list[tuple[Input, JournalRecord | None]] = []
+            for r in records:
+                inp = to_input(r)
+                if inp is not None:
+                    inputs.append((inp, r))
+            for a in sorted(
+                self.state.alarms.values(), key=lambda a: a.deadline.due if a.deadline else now
+            ):
+                if a.is_open and a.deadline and a.deadline.due <= now:
+                    inputs.append((TimerIn(a.alarm_id, a.deadline.epoch), None))
+            if now >= next_tick:
+                inputs.append((TickIn(), None))
+                next_tick = now + timedelta(seconds=tick_every)
+            if inputs:
+                new_wm = records[-1].seq if records else self.watermark
+                await self._apply(inputs, now, new_wm)
+            if len(records) == 500:
+                continue
+            due = Core.next_due(self.state)
+            wait_until = min(due, next_tick) if due else next_tick
+            timeout = self.clock.real_seconds((wait_until - self.clock.now()).total_seconds())
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=max(0.005, timeout))
+            except TimeoutError:
+                pass
+
+    async def _apply(
+        self, inputs: list[tuple[Input, JournalRecord | None]], now: datetime, wm: int
+    ) -> None:
+        before = self.state
+        state = before
+        outbox: list[tuple[str, str]] = []
+        logrows: list[tuple[str, str, str]] = []
+        for inp, rec in inputs:
+            state, cmds = self.core.step(state, inp, now)
+            occurred = None
+            received = None
+            if isinstance(inp, EventIn | CalloutIn):
+                occurred = (
+                    inp.occurred_at if isinstance(inp, EventIn) else inp.requested_at
+                ).isoformat()
+                received = inp.received_at.isoformat()
+            elif rec is not None:
+                received = rec.received_at.isoformat()
+                occurred = rec.body.get("at")
+            for c in cmds:
+                self._render(c, outbox, logrows, occurred, received)
+        upserts: dict[str, str] = {}
+        deletes: list[str] = []
+        for k, a in state.alarms.items():
+            if before.alarms.get(k) is not a:
+                upserts[f"alarm:{k}"] = json.dumps(to_json(a))
+        deletes += [f"alarm:{k}" for k in before.alarms if k not in state.alarms]
+        for k, carer in state.carers.items():
+            if before.carers.get(k) is not carer:
+                upserts[f"carer:{k}"] = json.dumps(to_json(carer))
+        misc_before = (
+            before.device_mode,
+            before.no_contact,
+            before.silent_handsets,
+            before.coverage_alerted,
+        )
+        misc_after = (
+            state.device_mode,
+            state.no_contact,
+            state.silent_handsets,
+            state.coverage_alerted,
+        )
+        if misc_before != misc_after:
+            full = persist.state_to_json(state)
+            upserts["misc"] = json.dumps(
+                {
+                    k: full[k]
+                    for k in ("device_mode", "no_contact", "silent_handsets", "coverage_alerted")
+                }
+            )
+        commit = EngineCommit(wm, upserts, deletes, outbox, logrows)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.writer, self.store.commit, commit, now)
+        self.state = state
+        self.watermark = wm
+        self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
+        if outbox:
+            self.outbox_wake.set()
+
+    # ---- commands -> messages and records ---------------------------------------------------
+
+    def _render(
+        self,
+        c: Command,
+        outbox: list[tuple[str, str]],
+        logrows: list[tuple[str, str, str]],
+        occurred: str | None,
+        received: str | None,
+    ) -> None:
+        L = self.layout
+        at = self.clock.now().isoformat()
+
+        def pub(topic: str, body: dict[str, Any]) -> None:
+            outbox.append((topic, json.dumps(body, default=str)))
+
+        def note(
+            kind: str,
+            code: str,
+            message: str,
+            *,
+            scheme: str,
+            priority: str | None = None,
+            alarm_id: str | None = None,
+            target: str | None = None,
+            body: dict[str, Any] | None = None,
+        ) -> None:
+            row = {
+                "scheme": scheme,
+                "kind": kind,
+                "code": code,
+                "priority": priority,
+                "alarm_id": alarm_id,
+                "target": target,
+                "message": message,
+                "body": body or {},
+            }
+            logrows.append(("notifications", at, json.dumps(row, default=str)))
+
+        match c:
+            case SendOffer():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {"type": "offer", "sent_at": at, **c.payload},
+                )
+                self.metrics.engine_offers.inc()
+            case CancelOffer():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {
+                        "type": "cancel",
+                        "alarm_id": c.alarm_id,
+                        "offer_id": c.offer_id,
+                        "reason": c.reason,
+                        "at": at,
+                    },
+                )
+            case Remind():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {"type": "reminder", "alarm_id": c.alarm_id, "message": c.message, "at": at},
+                )
+            case ActionResult():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {
+                        "type": "action_result",
+                        "action": c.action,
+                        "action_id": c.action_id,
+                        "alarm_id": c.alarm_id,
+                        "offer_id": c.offer_id,
+                        "ok": c.ok,
+                        "reason": c.reason,
+                        "at": at,
+                    },
+                )
+            case NotifyControlRoom():
+                body: dict[str, Any] = {
+                    "type": "alert",
+                    "priority": c.priority.value,
+                    "code": c.code,
+                    "message": c.message,
+                    "alarm_id": c.alarm_id,
+                    "at": at,
+                }
+                pub(L.control_alerts(c.scheme), body)
+                note(
+                    "control_room",
+                    c.code,
+                    c.message,
+                    scheme=c.scheme,
+                    priority=c.priority.value,
+                    alarm_id=c.alarm_id,
+                )
+            case NotifyOnCall():
+                body = {
+                    "type": "on_call",
+                    "carer_id": c.carer_id,
+                    "alarm_id": c.alarm_id,
+                    "message": c.message,
+                    "at": at,
+                }
+                pub(L.control_alerts(c.scheme), body)
+                if c.carer_id:
+                    pub(
+                        L.carer(c.scheme, c.carer_id, "dispatch"), {**body, "type": "on_call_alert"}
+                    )
+                note(
+                    "on_call",
+                    "on_call",
+                    c.message,
+                    scheme=c.scheme,
+                    alarm_id=c.alarm_id,
+                    target=c.carer_id,
+                )
+            case AdviseEdt():
+                pub(
+                    L.control_alerts(c.scheme),
+                    {"type": "edt", "alarm_id": c.alarm_id, "message": c.message, "at": at},
+                )
+                note("edt", "advise_edt", c.message, scheme=c.scheme, alarm_id=c.alarm_id)
+            case FollowUpTask():
+                pub(
+                    L.control_alerts(c.scheme),
+                    {
+                        "type": "follow_up",
+                        "kind": c.kind,
+                        "alarm_id": c.alarm_id,
+                        "message": c.message,
+                        "at": at,
+                    },
+                )
+                note("follow_up", c.kind, c.message, scheme=c.scheme, alarm_id=c.alarm_id)
+            case CarelineStatus():
+                body = {
+                    "callout_id": c.callout_id,
+                    "alarm_id": c.alarm_id,
+                    "status": c.status,
+                    "at": c.at.isoformat(),
+                    "eta_s": c.eta_s,
+                    "outcome": c.outcome,
+                }
+                pub(L.careline_status(c.scheme, c.callout_id), body)
+                note(
+                    "careline",
+                    c.status,
+                    f"call-out {c.callout_id} {c.status}",
+                    scheme=c.scheme,
+                    alarm_id=c.alarm_id,
+                    target=c.callout_id,
+                    body=body,
+                )
+            case RaiseTechnical():
+                body = {
+                    "type": "technical",
+                    "device_id": c.device_id,
+                    "code": c.code,
+                    "message": c.message,
+                    "cleared": c.cleared,
+                    "at": c.at.isoformat(),
+                }
+                pub(L.control_alerts(c.scheme), body)
+                note(
+                    "technical",
+                    c.code + ("_cleared" if c.cleared else ""),
+                    c.message,
+                    scheme=c.scheme,
+                    priority=None if c.cleared else "P3",
+                    target=c.device_id,
+                )
+            case RecordTransition():
+                row = {
+                    "alarm_id": c.alarm_id,
+                    "scheme": c.scheme,
+                    "step": str(c.state),
+                    "priority": c.priority.value,
+                    "carer_id": c.carer_id,
+                    "occurred_at": occurred,
+                    "received_at": received,
+                    "detail": to_json(c.detail),
+                }
+                logrows.append(("alarm_events", c.at.isoformat(), json.dumps(row, default=str)))
+            case RecordDecision():
+                row = {"alarm_id": c.alarm_id, "scheme": c.scheme, "record": to_json(c.record)}
+                logrows.append(("alarm_decisions", c.at.isoformat(), json.dumps(row, default=str)))
+            case ScheduleDeadline():
+                pass  # the deadline is part of the alarm's persisted state
+
+    # ---- outbox publisher -------------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        m = self.settings.mqtt
+        delay = m.reconnect_min_s
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    hostname=m.host,
+                    port=m.port,
+                    identifier=f"{m.client_id}-out",
+                    username=m.username,
+                    password=m.password.get_secret_value() if m.password else None,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    timeout=10,
+                ) as client:
+                    delay = m.reconnect_min_s
+                    while True:
+                        self.outbox_wake.clear()
+                        rows = await asyncio.to_thread(self.store.unsent, 500)
+                        if rows:
+                            # QoS 1: each publish returns once the broker has acknowledged it.
+                            await asyncio.gather(
+                                *(client.publish(r.topic, r.payload, qos=1) for r in rows)
+                            )
+                            await loop.run_in_executor(
+                                self.writer, self.store.mark_sent, [r.seq for r in rows]
+                            )
+                            self.metrics.engine_published.inc(len(rows))
+                            continue
+                        try:
+                            await asyncio.wait_for(self.outbox_wake.wait(), timeout=1.0)
+                        except TimeoutError:
+                            pass
+            except aiomqtt.MqttError as exc:
+                log.warning("outbox publisher: %s; retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, m.reconnect_max_s)
