@@ -233,7 +233,10 @@ class EngineService:
                 received = inp.received_at.isoformat()
             elif rec is not None:
                 received = rec.received_at.isoformat()
-                occurred = rec.body.get("at")
+                occurred = rec.body.get("at") or received
+            else:
+                # A deadline or tick: the gateway itself is the source, at engine time.
+                occurred = received = now.isoformat()
             for c in cmds:
                 self._render(c, outbox, logrows, occurred, received)
         upserts: dict[str, str] = {}

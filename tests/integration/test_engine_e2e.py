@@ -1,0 +1,312 @@
+"""The engine end to end: real Mosquitto, the gateway process on a fast clock, TimescaleDB."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from devices.events import DeviceEvent, EventKind
+from devices.registry import DeviceType
+from devices.topics import TopicLayout
+from tests.conftest import GatewayEnv, Services, wait_for
+from tests.engine_helpers import HZC, NIGHT, device_in, resident_with
+from tests.mqtt_helpers import Recorder, action, presence
+
+pytestmark = pytest.mark.integration
+
+SPEED = 10.0  # the 60 s offer timeout takes 6 s of real time
+
+
+class Night:
+    """A gateway on scheme time starting at 02:14, two carers logged in with live handsets."""
+
+    def __init__(self, services: Services, gw: GatewayEnv) -> None:
+        self.gw = gw
+        self.anchor = time.time()
+        gw.process.env.update(
+            {
+                "TELECARE_CLOCK__SPEED": str(SPEED),
+                "TELECARE_CLOCK__START": NIGHT.isoformat(),
+                "TELECARE_CLOCK__ANCHOR": str(self.anchor),
+                "TELECARE_ENGINE__TICK_S": "5",
+            }
+        )
+        self.layout = TopicLayout(gw.topic_root, gw.zigbee_root)
+        root = gw.topic_root
+        self.rec = Recorder(
+            services.mqtt_host,
+            services.mqtt_port,
+            [
+                f"{root}/{HZC.id}/carers/+/dispatch",
+                f"{root}/{HZC.id}/control/alerts",
+                f"{root}/{HZC.id}/careline/status/+",
+            ],
+        )
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def now(self) -> datetime:
+        return NIGHT + (datetime.now(UTC) - datetime.fromtimestamp(self.anchor, UTC)) * SPEED
+
+    def login(self, carer: str, flat: str) -> None:
+        self.rec.publish(
+            self.layout.carer(HZC.id, carer, "presence"), presence("login", self.now(), flat=flat)
+        )
+
+    def start_heartbeats(self, carers: list[str]) -> None:
+        def beat() -> None:
+            while not self._stop.wait(1.0):
+                for c in carers:
+                    self.rec.publish(
+                        self.layout.carer(HZC.id, c, "presence"), presence("heartbeat", self.now())
+                    )
+
+        self._beat = threading.Thread(target=beat, daemon=True)
+        self._beat.start()
+
+    def press(self, device: str) -> str:
+        ev = DeviceEvent(
+            event_id=uuid.uuid4(),
+            device_id=device,
+            kind=EventKind.PENDANT_PRESS,
+            occurred_at=self.now(),
+        )
+        self.rec.publish(self.layout.device_events(HZC.id, device), ev.model_dump(mode="json"))
+        return str(ev.event_id)
+
+    def act(
+        self, carer: str, kind: str, alarm_id: str, offer_id: str | None = None, **kw: object
+    ) -> None:
+        self.rec.publish(
+            self.layout.carer(HZC.id, carer, "actions"),
+            action(kind, alarm_id, self.now(), offer_id, **kw),
+        )
+
+    def offers_to(self, carer: str) -> list[dict[str, object]]:
+        return [
+            m.body
+            for m in self.rec.matching(
+                lambda m: (
+                    m.topic.endswith(f"/carers/{carer}/dispatch") and m.body.get("type") == "offer"
+                )
+            )
+        ]
+
+    def wait_dispatch(
+        self, carer: str, typ: str, timeout: float = 20, **match: object
+    ) -> dict[str, object]:
+        return self.rec.wait(
+            lambda m: (
+                m.topic.endswith(f"/carers/{carer}/dispatch")
+                and m.body.get("type") == typ
+                and all(m.body.get(k) == v for k, v in match.items())
+            ),
+            timeout,
+            f"{typ} to {carer} {match}",
+        ).body
+
+    def close(self) -> None:
+        self._stop.set()
+        self.rec.close()
+
+
+@pytest.fixture
+def night(services: Services, gateway: GatewayEnv) -> Iterator[Night]:
+    n = Night(services, gateway)
+    yield n
+    n.close()
+
+
+def rows(dsn: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+
+
+def test_press_offer_timeout_next_carer_accept_arrive_resolve(
+    night: Night, gateway: GatewayEnv
+) -> None:
+    gateway.process.start()
+    night.login("cw-01", "A-012")
+    night.login("cw-02", "B-050")
+    night.start_heartbeats(["cw-01", "cw-02"])
+    time.sleep(1.0)
+    night.press(device_in("A-013"))
+    first = night.wait_dispatch("cw-01", "offer")
+    alarm_id = str(first["alarm_id"])
+    assert first["resident_name"] and first["flat"] == "13"
+    # Nobody answers for 60 s of scheme time: the offer moves to cw-02 and cw-01's is cancelled.
+    second = night.wait_dispatch("cw-02", "offer", timeout=30, alarm_id=alarm_id)
+    night.wait_dispatch("cw-01", "cancel", alarm_id=alarm_id)
+    # Only cw-01 got the first offer; cw-01's late accept is refused with a reason.
+    night.act("cw-01", "accept", alarm_id, str(first["offer_id"]))
+    late = night.wait_dispatch("cw-01", "action_result", alarm_id=alarm_id)
+    assert late["ok"] is False and "no longer live" in str(late["reason"])
+    night.act("cw-02", "accept", alarm_id, str(second["offer_id"]))
+    assert night.wait_dispatch("cw-02", "action_result", alarm_id=alarm_id, action="accept")["ok"]
+    night.act("cw-02", "accept", alarm_id, str(second["offer_id"]))  # a repeat is harmless
+    night.act("cw-02", "arrived", alarm_id)
+    night.wait_dispatch("cw-02", "action_result", alarm_id=alarm_id, action="arrived")
+    night.act("cw-02", "resolved", alarm_id, outcome="assisted")
+    assert night.wait_dispatch("cw-02", "action_result", alarm_id=alarm_id, action="resolved")["ok"]
+    assert len(night.offers_to("cw-01")) == 1 and len(night.offers_to("cw-02")) == 1
+
+    def steps() -> list[tuple[object, ...]]:
+        return rows(
+            gateway.dsn,
+            "SELECT step, carer_id, at, received_at FROM alarm_events"
+            " WHERE alarm_id = %s ORDER BY at, journal_seq",
+            alarm_id,
+        )
+
+    got = wait_for(
+        lambda: (s := steps()) and s[-1][0] == "resolved" and s, 30, what="resolved in db"
+    )
+    assert [s[0] for s in got] == [
+        "raised",
+        "offered",
+        "offer_timeout",
+        "offered",
+        "accepted",
+        "arrived",
+        "resolved",
+    ]
+    assert all(s[2] is not None and s[3] is not None for s in got)
+    ats = [s[2] for s in got]
+    assert ats == sorted(ats)
+    waited = (got[2][2] - got[1][2]).total_seconds()  # type: ignore[operator]
+    assert 60 <= waited <= 75, f"offer timeout fired after {waited}s of scheme time"
+    decisions = rows(
+        gateway.dsn, "SELECT record FROM alarm_decisions WHERE alarm_id = %s ORDER BY at", alarm_id
+    )
+    assert [d[0]["chosen"] for d in decisions] == [["cw-01"], ["cw-02"]]  # type: ignore[index]
+
+
+def test_kill_mid_escalation_deadline_fires_on_time_after_restart(
+    night: Night, gateway: GatewayEnv
+) -> None:
+    gateway.process.start()
+    night.login("cw-01", "A-012")
+    night.login("cw-02", "B-050")
+    night.start_heartbeats(["cw-01", "cw-02"])
+    time.sleep(1.0)
+    night.press(device_in("A-013"))
+    first = night.wait_dispatch("cw-01", "offer")
+    alarm_id = str(first["alarm_id"])
+    gateway.process.kill(signal.SIGKILL)
+    time.sleep(0.5)
+    gateway.process.start()
+    second = night.wait_dispatch("cw-02", "offer", timeout=30, alarm_id=alarm_id)
+    assert second["offer_id"] != first["offer_id"]
+    time.sleep(2.0)
+    assert len(night.offers_to("cw-01")) == 1, "cw-01 was paged twice"
+    assert len(night.offers_to("cw-02")) == 1, "cw-02 was paged twice"
+    got = wait_for(
+        lambda: (
+            (
+                r := rows(
+                    gateway.dsn,
+                    "SELECT step, at FROM alarm_events WHERE alarm_id = %s"
+                    " ORDER BY at, journal_seq",
+                    alarm_id,
+                )
+            )
+            and len(r) >= 4
+            and r
+        ),
+        30,
+        what="timeline in db",
+    )
+    assert [g[0] for g in got[:4]] == ["raised", "offered", "offer_timeout", "offered"]
+    waited = (got[2][1] - got[1][1]).total_seconds()  # type: ignore[operator]
+    assert 60 <= waited <= 75, f"deadline fired after {waited}s of scheme time, not on time"
+
+
+def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: GatewayEnv) -> None:
+    """A hub heard once then silent: 'no contact' within 3 intervals (180 s), cleared on return."""
+    n = Night(services, gateway)
+    gateway.process.env["TELECARE_CLOCK__SPEED"] = "30"
+    try:
+        resident = resident_with("high_risk")
+        hub = device_in(resident.flat, DeviceType.HUB)
+        gateway.process.start()
+        started = time.monotonic()
+        alert = n.rec.wait(
+            lambda m: (
+                m.body.get("type") == "technical"
+                and m.body.get("device_id") == hub
+                and m.body.get("code") == "no_contact"
+                and not m.body.get("cleared")
+            ),
+            timeout=30,
+            what="no_contact for the hub",
+        )
+        scheme_s = (alert.at - started) * 30
+        assert scheme_s <= 180 + 60, f"no contact raised after {scheme_s:.0f}s of scheme time"
+        ev = DeviceEvent(
+            event_id=uuid.uuid4(),
+            device_id=hub,
+            kind=EventKind.HEARTBEAT,
+            occurred_at=datetime.now(UTC),
+        )
+        n.rec.publish(n.layout.device_events(HZC.id, hub), ev.model_dump(mode="json"))
+        n.rec.wait(
+            lambda m: (
+                m.body.get("type") == "technical"
+                and m.body.get("device_id") == hub
+                and m.body.get("cleared") is True
+            ),
+            timeout=20,
+            what="no_contact cleared",
+        )
+    finally:
+        n.close()
+
+
+def test_careline_callout_gets_every_status(night: Night, gateway: GatewayEnv) -> None:
+    gateway.process.start()
+    night.login("cw-01", "A-012")
+    night.start_heartbeats(["cw-01"])
+    time.sleep(1.0)
+    resident = resident_with("falls")
+    night.rec.publish(
+        night.layout.callouts(HZC.id),
+        {
+            "callout_id": "ARC-42",
+            "resident_ref": resident.client_ref,
+            "reason": "fallen in the hall",
+            "priority": "P1",
+            "operator": "op-7",
+            "requested_at": night.now().isoformat(),
+        },
+    )
+    offer = night.wait_dispatch("cw-01", "offer")
+    alarm_id = str(offer["alarm_id"])
+    night.act("cw-01", "accept", alarm_id, str(offer["offer_id"]))
+    night.wait_dispatch("cw-01", "action_result", action="accept")
+    night.act("cw-01", "arrived", alarm_id)
+    night.wait_dispatch("cw-01", "action_result", action="arrived")
+    night.act("cw-01", "resolved", alarm_id, outcome="fall_no_injury_lifted")
+    night.rec.wait(
+        lambda m: m.topic.endswith("/careline/status/ARC-42") and m.body["status"] == "resolved",
+        20,
+        "resolved status",
+    )
+    statuses = [
+        m.body for m in night.rec.matching(lambda m: m.topic.endswith("/careline/status/ARC-42"))
+    ]
+    assert [s["status"] for s in statuses] == [
+        "received",
+        "offered",
+        "accepted",
+        "arrived",
+        "resolved",
+    ]
+    assert statuses[2]["eta_s"] is not None
+    assert statuses[-1]["outcome"] == "fall_no_injury_lifted"
