@@ -49,6 +49,17 @@ def create_app(gw: Gateway) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/api/v1/clock")
+    async def clock() -> dict[str, Any]:
+        """The gateway's scheme clock, so a simulator or handset can share it exactly."""
+        c = gw.clock
+        return {
+            "now": c.now(),
+            "speed": c.speed,
+            "anchor_real": c.anchor_real,
+            "anchor_scheme": c.anchor_scheme,
+        }
+
     @app.get("/api/v1/ingest")
     async def ingest_stats() -> dict[str, Any]:
         """Journal heads, what has been shipped, and the schemes served."""
