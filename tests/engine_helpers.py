@@ -62,7 +62,7 @@ class Driver:
     def heartbeat_all(self) -> None:
         for c in self.state.carers.values():
             if c.logged_in:
-                self.feed(PresenceIn(HZC.id, c.carer_id, "heartbeat"))
+                self.feed(PresenceIn(c.scheme, c.carer_id, "heartbeat"))
 
     def event(
         self, device: str, kind: str = "pendant_press", event_id: str | None = None

@@ -58,6 +58,7 @@ from gateway.engine.model import (
     higher,
 )
 from gateway.engine.triage import Queue, TriagePolicy, triage_callout, triage_event
+from responders.models import ShiftRole
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
 _ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
@@ -82,6 +83,17 @@ class EngineState:
     no_contact: frozenset[str] = frozenset()
     silent_handsets: frozenset[str] = frozenset()
     coverage_alerted: frozenset[str] = frozenset()
+    # Sleep-in disturbances: "<scheme>/<carer>/<night start date>" -> alarms attended.
+    disturbances: Mapping[str, int] = field(default_factory=dict)
+
+
+SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
+
+
+def night_of(local: datetime) -> str:
+    """The night a local time belongs to, named by the date it started (noon to noon)."""
+    start = local.date() - timedelta(days=1) if local.hour < 12 else local.date()
+    return start.isoformat()
 
 
 class _Tx:
@@ -97,6 +109,7 @@ class _Tx:
         self.no_contact = state.no_contact
         self.silent = state.silent_handsets
         self.coverage = state.coverage_alerted
+        self.disturbances: dict[str, int] | None = None
         self.cmds: list[Command] = []
 
     def alarm_map(self) -> Mapping[str, Alarm]:
@@ -143,7 +156,14 @@ class _Tx:
             no_contact=self.no_contact,
             silent_handsets=self.silent,
             coverage_alerted=self.coverage,
+            disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
         )
+
+    def disturb(self, key: str) -> int:
+        if self.disturbances is None:
+            self.disturbances = dict(self.state.disturbances)
+        self.disturbances[key] = self.disturbances.get(key, 0) + 1
+        return self.disturbances[key]
 
 
 class Core:
@@ -689,6 +709,7 @@ class Core:
                 tx.put_carer(
                     replace(c, position=replace(c.position, flat=a.flat_id, x=None, y=None))
                 )
+            self._count_disturbance(tx, a, cid)
             tx.put_alarm(a)
             answer(True, "arrived")
         elif act.action is ActionKind.RESOLVED:
@@ -706,6 +727,36 @@ class Core:
                 return
             self._resolve(tx, a, cid, act.outcome, act.note)
             answer(True, "resolved")
+
+    def _count_disturbance(self, tx: _Tx, a: Alarm, cid: str) -> None:
+        """A sleep-in carer attending an alarm is disturbed; past two, the night is waking."""
+        scheme = self.schemes[a.scheme]
+        if ShiftRole.SLEEP_IN not in routing.on_shift_roles(scheme, cid, tx.now):
+            return
+        night = night_of(tx.now.astimezone(scheme.tz))
+        n = tx.disturb(f"{a.scheme}/{cid}/{night}")
+        tx.cmds.append(
+            RecordTransition(
+                a.alarm_id,
+                a.scheme,
+                "sleep_in_disturbance",
+                self._at(a, tx.now),
+                a.priority,
+                cid,
+                {"night": night, "count": n},
+            )
+        )
+        if n == SLEEP_IN_DISTURBANCE_LIMIT + 1:
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme,
+                    Priority.P3,
+                    "sleep_in_waking_night",
+                    f"sleep-in carer {cid} disturbed {n} times on the night of {night}:"
+                    " the night counts as a waking night",
+                    a.alarm_id,
+                )
+            )
 
     def _accept(self, tx: _Tx, a: Alarm, cid: str, offer: Offer) -> None:
         scheme = self.schemes[a.scheme]

@@ -86,6 +86,7 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         "no_contact": sorted(state.no_contact),
         "silent_handsets": sorted(state.silent_handsets),
         "coverage_alerted": sorted(state.coverage_alerted),
+        "disturbances": dict(state.disturbances),
     }
 
 
@@ -98,4 +99,5 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         no_contact=frozenset(d.get("no_contact", ())),
         silent_handsets=frozenset(d.get("silent_handsets", ())),
         coverage_alerted=frozenset(d.get("coverage_alerted", ())),
+        disturbances={k: int(v) for k, v in d.get("disturbances", {}).items()},
     )

@@ -253,19 +253,27 @@ class EngineService:
             before.no_contact,
             before.silent_handsets,
             before.coverage_alerted,
+            before.disturbances,
         )
         misc_after = (
             state.device_mode,
             state.no_contact,
             state.silent_handsets,
             state.coverage_alerted,
+            state.disturbances,
         )
         if misc_before != misc_after:
             full = persist.state_to_json(state)
             upserts["misc"] = json.dumps(
                 {
                     k: full[k]
-                    for k in ("device_mode", "no_contact", "silent_handsets", "coverage_alerted")
+                    for k in (
+                        "device_mode",
+                        "no_contact",
+                        "silent_handsets",
+                        "coverage_alerted",
+                        "disturbances",
+                    )
                 }
             )
         commit = EngineCommit(wm, upserts, deletes, outbox, logrows)
