@@ -27,6 +27,10 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(scheme_app, name="scheme", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(simulate_app, name="simulate")
+carers_app = typer.Typer(
+    help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
+)
+app.add_typer(carers_app, name="carers")
 
 console = Console()
 err = Console(stderr=True)
@@ -163,6 +167,38 @@ def events(
         f"journal head {stats['journal_head']}, shipped {stats['shipped']}, "
         f"epoch {stats['journal_epoch'][:8]}"
     )
+
+
+@carers_app.command("issue-tokens")
+def issue_tokens(
+    scheme: Annotated[Path, typer.Option("--scheme", "-s")] = Path(
+        "examples/hazelhurst-court.yaml"
+    ),
+    carer: Annotated[list[str] | None, typer.Option(help="Only these carer ids.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Default: TELECARE_CARER_AUTH__FILE.")] = None,
+) -> None:
+    """Issue new sign-in tokens; shown once here, only their hashes are stored."""
+    from gateway.config import Settings
+    from responders.credentials import CredentialStore
+
+    path = out or Settings().carer_auth.file
+    s = load_scheme(scheme)
+    ids = carer or [c.id for c in s.carers]
+    unknown = [c for c in ids if s.carer(c) is None]
+    if unknown:
+        err.print(f"[red]no such carer in {s.id}[/red]: {', '.join(unknown)}")
+        raise typer.Exit(2)
+    store = CredentialStore.load(path)
+    tokens = store.issue(s.id, ids)
+    store.save(path)
+    table = Table(title=f"Carer sign-in tokens for {s.id} (shown once; hashes in {path})")
+    table.add_column("carer")
+    table.add_column("name")
+    table.add_column("token")
+    for cid, token in tokens.items():
+        c = s.carer(cid)
+        table.add_row(cid, c.display_name if c else "", token)
+    console.print(table)
 
 
 if __name__ == "__main__":

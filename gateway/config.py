@@ -79,6 +79,11 @@ class EngineSettings(BaseModel):
     )
 
 
+class CarerAuthSettings(BaseModel):
+    file: Path = Path("var/carer-credentials.json")
+    cookie_secure: bool = False  # set true behind HTTPS in production
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELECARE_", env_nested_delimiter="__", extra="ignore"
@@ -94,6 +99,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     clock: ClockSettings = ClockSettings()
     engine: EngineSettings = EngineSettings()
+    carer_auth: CarerAuthSettings = CarerAuthSettings()
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from gateway.carer_api import create_router
 from gateway.engine import routing
 from gateway.engine.model import Alarm, CarerStatus, to_json
 
@@ -22,6 +23,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest 
 
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="Telecare gateway", version="0.1.0")
+    app.include_router(create_router(gw))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -272,7 +272,7 @@ class Core:
                 return a
         return None
 
-    def _offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
+    def offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
         """Only what the carer needs for this alarm (no other residents, no client ref)."""
         resident = scheme.resident(a.resident_ref) if a.resident_ref else None
         flat = scheme.flat(a.flat_id) if a.flat_id else None
@@ -306,7 +306,7 @@ class Core:
                 a.alarm_id,
                 offer.offer_id,
                 role,
-                self._offer_payload(scheme, a, offer),
+                self.offer_payload(scheme, a, offer),
             )
         )
         return a

@@ -23,6 +23,7 @@ from devices.events import Priority
 from devices.topics import TopicLayout
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.dispatch_hub import DispatchHub
 from gateway.engine import persist
 from gateway.engine.core import Core, EngineConfig, EngineState
 from gateway.engine.model import (
@@ -142,6 +143,7 @@ class EngineService:
         self.wake = asyncio.Event()
         self.outbox_wake = asyncio.Event()
         self.ready = False
+        self.hub = DispatchHub()
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -281,6 +283,11 @@ class EngineService:
         await loop.run_in_executor(self.writer, self.store.commit, commit, now)
         self.state = state
         self.watermark = wm
+        # Durable now: tell connected carer pages (the MQTT publish follows from the outbox).
+        for topic, payload in outbox:
+            parts = topic.split("/")
+            if len(parts) == 5 and parts[2] == "carers" and parts[4] == "dispatch":
+                self.hub.publish(f"{parts[1]}/{parts[3]}", json.loads(payload))
         self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
         if outbox:
             self.outbox_wake.set()
