@@ -208,6 +208,8 @@ class Scheme(BaseModel):
     devices: tuple[Device, ...] = ()
     carers: tuple[Carer, ...] = ()
     rota: tuple[Shift, ...] = ()
+    # Triage policy overrides (see docs/triage.md); validated when the engine loads it.
+    triage: dict[str, Any] = Field(default_factory=dict)
     # On-site response target in seconds, per alarm priority; unset ones use gateway defaults.
     targets: dict[Priority, PositiveInt] = Field(default_factory=dict)
 

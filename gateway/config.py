@@ -73,6 +73,9 @@ class EngineSettings(BaseModel):
     max_individual_offers: int = Field(default=3, ge=1)
     escalation_repeat_s: int = Field(default=120, ge=10)
     arrival_margin_s: int = Field(default=120, ge=0)
+    arrival_repeat_s: int = Field(default=300, ge=30)
+    on_site_check_s: int = Field(default=3600, ge=60)
+    supervision_misses: int = Field(default=3, ge=1)
     handset_timeout_s: int = Field(default=120, ge=10)
     tick_s: float = Field(
         default=5.0, gt=0, description="Scheme seconds between supervision ticks."

@@ -183,7 +183,10 @@ def create_app(gw: Gateway) -> FastAPI:
         s = gw.registry.schemes.get(scheme)
         if s is None or s.device(device_id) is None:
             raise HTTPException(404, f"no device {device_id!r} in scheme {scheme!r}")
-        until = gw.clock.now() + timedelta(minutes=body.minutes) if body.minutes else None
+        minutes = body.minutes
+        if minutes is None:
+            minutes = gw.engine.core._policy(scheme).maintenance_default_s // 60
+        until = gw.clock.now() + timedelta(minutes=minutes) if minutes else None
         await gw.submit_control(
             scheme,
             {
@@ -202,7 +205,9 @@ class CarerStatusIn(BaseModel):
 
 
 class MaintenanceIn(BaseModel):
-    minutes: int = Field(ge=0, le=7 * 24 * 60)
+    minutes: int | None = Field(
+        default=None, ge=0, le=7 * 24 * 60, description="0 ends it; default: the policy's."
+    )
 
 
 def alarm_view(a: Alarm) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from gateway.engine.model import (
     TickIn,
     TimerIn,
 )
+from tests.conftest import SCHEME
 from tests.engine_helpers import HZC, Driver, device_in, offers, resident_with
 
 
@@ -238,3 +239,43 @@ def test_bed_exit_at_night_waits_for_return_before_paging() -> None:
     if bed is None:  # the example has no bed sensors; use the triage rule through a pendant flat
         return
     assert offers(d.event(bed.device_id, "bed_exit")) == []
+
+
+def test_fire_in_a_flat_with_an_open_call_is_its_own_p0_alarm() -> None:
+    d = two_carers()
+    [o] = offers(d.event(device_in("A-013")))
+    cmds = d.event(device_in("A-013", DeviceType.SMOKE), "smoke")
+    fire = [a for a in d.state.alarms.values() if a.kind == "smoke"]
+    assert len(fire) == 1 and fire[0].priority is Priority.P0 and fire[0].alarm_id != o.alarm_id
+    assert any(isinstance(c, NotifyControlRoom) and c.code == "fire" for c in cmds)
+
+
+def test_a_carer_holding_a_p1_cannot_drop_it_for_another_p1() -> None:
+    d = two_carers()
+    [first] = offers(d.event(device_in("A-013")))
+    d.act("cw-01", ActionKind.ACCEPT, first.alarm_id, first.offer_id)
+    [other] = offers(d.event(device_in("B-050")))
+    assert other.carer_id == "cw-02"
+    d.act("cw-02", ActionKind.DECLINE, other.alarm_id, other.offer_id)  # -> everyone on shift
+    bcast = [o for o in offers(d.log) if o.alarm_id == other.alarm_id and o.carer_id == "cw-01"]
+    assert bcast and bcast[-1].role == "all"
+    [res] = [
+        c
+        for c in d.act("cw-01", ActionKind.ACCEPT, other.alarm_id, bcast[-1].offer_id)
+        if isinstance(c, ActionResult)
+    ]
+    assert not res.ok and "finish it first" in res.reason
+    assert d.state.alarms[first.alarm_id].accepted_by == ("cw-01",)
+
+
+def test_scheme_triage_section_overrides_the_default_policy() -> None:
+    from devices.scheme import parse_scheme
+    from gateway.engine.core import Core
+
+    text = SCHEME.read_text() + "\ntriage:\n  kind_priority: {pendant_press: P2}\n"
+    scheme = parse_scheme(text, "override.yaml")
+    d = Driver(core=Core({scheme.id: scheme}))
+    d.login("cw-01", "A-012")
+    d.event(device_in("A-013"))
+    [a] = d.state.alarms.values()
+    assert a.priority is Priority.P2

@@ -23,6 +23,7 @@ from devices.registry import DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from gateway.engine import routing, travel
 from gateway.engine.model import (
+    PRIORITY_RANK,
     ActionIn,
     ActionKind,
     ActionResult,
@@ -57,7 +58,13 @@ from gateway.engine.model import (
     TimerIn,
     higher,
 )
-from gateway.engine.triage import Queue, TriagePolicy, triage_callout, triage_event
+from gateway.engine.triage import (
+    Queue,
+    TriagePolicy,
+    load_policy,
+    triage_callout,
+    triage_event,
+)
 from responders.models import ShiftRole
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
@@ -172,6 +179,11 @@ class Core:
     def __init__(self, schemes: Mapping[str, Scheme], config: EngineConfig | None = None):
         self.schemes = dict(schemes)
         self.config = config or EngineConfig()
+        self.policies = {sid: load_policy(s.triage) for sid, s in self.schemes.items() if s.triage}
+
+    def _policy(self, scheme_id: str) -> TriagePolicy:
+        """The scheme's own triage policy (its file's ``triage:`` section), else the default."""
+        return self.policies.get(scheme_id, self.config.policy)
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -474,7 +486,7 @@ class Core:
             sole = device.type is DeviceType.HUB or (device in mine and len(mine) <= 1)
         kind = EventKind(e.kind)
         t = triage_event(
-            self.config.policy,
+            self._policy(e.scheme),
             kind,
             device=device,
             resident=resident,
@@ -499,9 +511,12 @@ class Core:
         if t.queue is not Queue.ALARM or t.priority is None:
             return
         open_a = self._open_for(tx, e.scheme, ref, e.device_id)
-        window = timedelta(seconds=self.config.policy.merge_window_s)
-        if open_a is not None and (
-            open_a.state is not AlarmState.ARRIVED or tx.now - open_a.last_at <= window
+        window = timedelta(seconds=self._policy(e.scheme).merge_window_s)
+        # A fire is its own incident: it never folds into a resident's open call.
+        if (
+            t.priority is not Priority.P0
+            and open_a is not None
+            and (open_a.state is not AlarmState.ARRIVED or tx.now - open_a.last_at <= window)
         ):
             self._merge(tx, open_a, e, t.priority, t.double_handed)
             return
@@ -555,7 +570,7 @@ class Core:
             operator=c.operator or "unknown",
             requested_at=c.requested_at,
         )
-        t = triage_callout(self.config.policy, view, resident)
+        t = triage_callout(self._policy(c.scheme), view, resident)
         a = Alarm(
             alarm_id=alarm_id,
             scheme=c.scheme,
@@ -597,7 +612,7 @@ class Core:
         a = self._open_for(tx, e.scheme, ref, e.device_id)
         if a is None:
             return
-        policy = self.config.policy
+        policy = self._policy(e.scheme)
         if policy.cancel_welfare_check:
             lower = policy.cancel_downgrade_to
             a = replace(
@@ -672,6 +687,12 @@ class Core:
                     False,
                     f"offer no longer live (alarm is {a.state.value}"
                     + (f", with {holder})" if holder else ")"),
+                )
+                return
+            busy = self._busy_elsewhere(tx, a, cid)
+            if busy is not None:
+                answer(
+                    False, f"you hold {busy.priority} alarm {busy.alarm_id[:8]}: finish it first"
                 )
                 return
             self._accept(tx, a, cid, live)
@@ -758,6 +779,18 @@ class Core:
                 )
             )
 
+    def _busy_elsewhere(self, tx: _Tx, a: Alarm, cid: str) -> Alarm | None:
+        """The open alarm this carer may not leave for ``a`` (pre-emption needs two levels)."""
+        c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
+        if c is None or c.busy_with is None or c.busy_with == a.alarm_id:
+            return None
+        held = tx.alarm_map().get(c.busy_with)
+        if held is None or not held.is_open:
+            return None
+        if PRIORITY_RANK[held.priority] - PRIORITY_RANK[a.priority] >= 2:
+            return None
+        return held
+
     def _accept(self, tx: _Tx, a: Alarm, cid: str, offer: Offer) -> None:
         scheme = self.schemes[a.scheme]
         a = replace(
@@ -767,7 +800,7 @@ class Core:
         )
         c = tx.carer_map().get(routing.carer_key(a.scheme, cid)) or CarerState(cid, a.scheme)
         if c.busy_with and c.busy_with != a.alarm_id:
-            self._preempted(tx, c.busy_with, cid)
+            self._preempted(tx, c.busy_with, cid)  # checked by _can_leave before we got here
         tx.put_carer(replace(c, busy_with=a.alarm_id))
         eta = 0.0
         if a.flat_id is not None:
@@ -811,6 +844,7 @@ class Core:
             tried=(*old.tried, cid),
         )
         old = self._transition(tx, old, "preempted", cid)
+        self._careline(tx, old, "reoffered")
         if len(old.accepted_by) < self._needed(old):
             old = replace(old, state=AlarmState.OFFERED)
             old = self._dispatch(tx, old)

@@ -62,8 +62,9 @@ def routable(
     scheme: Scheme, c: CarerState, now: datetime, handset_timeout_s: int
 ) -> tuple[bool, str]:
     """Could this carer be offered anything at all right now? (reason when not)"""
-    if not on_shift_roles(scheme, c.carer_id, now) & ROUTABLE_ROLES:
-        return False, "off shift"
+    roles = on_shift_roles(scheme, c.carer_id, now)
+    if not roles & ROUTABLE_ROLES:
+        return False, "on call (senior, told on escalation)" if roles else "off shift"
     if not c.logged_in:
         return False, "logged out"
     if not handset_live(c, now, handset_timeout_s):

@@ -128,9 +128,16 @@ class EngineService:
             max_individual_offers=e.max_individual_offers,
             escalation_repeat_s=e.escalation_repeat_s,
             arrival_margin_s=e.arrival_margin_s,
+            arrival_repeat_s=e.arrival_repeat_s,
+            on_site_check_s=e.on_site_check_s,
         )
         self.core = Core(
-            registry.schemes, EngineConfig(chain=chain, handset_timeout_s=e.handset_timeout_s)
+            registry.schemes,
+            EngineConfig(
+                chain=chain,
+                handset_timeout_s=e.handset_timeout_s,
+                supervision_misses=e.supervision_misses,
+            ),
         )
         self.store = EngineStore(journal)
         self.journal = journal

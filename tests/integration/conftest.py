@@ -1,0 +1,1 @@
+from tests.integration.night import night  # noqa: F401 - shared fixture
