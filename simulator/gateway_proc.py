@@ -1,0 +1,112 @@
+"""A gateway child process for one simulator run: its own topic roots, journal, HTTP port,
+gateway id and scheme clock, started as an operator would (``python -m gateway.cli``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from simulator.scenario import REPO
+
+DEFAULT_DSN = "postgresql://telecare:telecare@127.0.0.1:54330/telecare"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class GatewayChild:
+    scheme_files: list[Path]
+    speed: float
+    start_utc: datetime
+    anchor_real: float
+    dsn: str | None = None
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 18830
+    tick_s: float = 5.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"telecare-sim-{self.tag}-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.topic_root = f"sim{self.tag}"
+        self.zigbee_root = f"simz{self.tag}"
+        self.gateway_id = f"sim-{self.tag}"
+        self.log_path = self.workdir / "gateway.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELECARE_")}
+        files = ", ".join(f'"{p}"' for p in self.scheme_files)
+        env.update(
+            {
+                "TELECARE_ENVIRONMENT": "test",
+                "TELECARE_GATEWAY_ID": self.gateway_id,
+                "TELECARE_SCHEMES": f"[{files}]",
+                "TELECARE_MQTT__HOST": self.mqtt_host,
+                "TELECARE_MQTT__PORT": str(self.mqtt_port),
+                "TELECARE_MQTT__CLIENT_ID": f"telecare-sim-gw-{self.tag}",
+                "TELECARE_MQTT__TOPIC_ROOT": self.topic_root,
+                "TELECARE_MQTT__ZIGBEE_ROOT": self.zigbee_root,
+                "TELECARE_MQTT__RECONNECT_MAX_S": "2",
+                "TELECARE_DB__DSN": self.dsn or DEFAULT_DSN,
+                "TELECARE_DB__RETRY_MAX_S": "2",
+                "TELECARE_JOURNAL__PATH": str(self.workdir / "journal.sqlite3"),
+                "TELECARE_HTTP__PORT": str(self.port),
+                "TELECARE_CLOCK__SPEED": repr(self.speed),
+                "TELECARE_CLOCK__START": self.start_utc.isoformat(),
+                "TELECARE_CLOCK__ANCHOR": repr(self.anchor_real),
+                "TELECARE_ENGINE__TICK_S": repr(self.tick_s),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, ready_timeout: float = 60.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+            env=self.env(),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway not ready in {ready_timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

@@ -1,0 +1,283 @@
+"""Simulated carers' handsets, speaking the handset protocol over MQTT.
+
+Each carer logs in, sends a heartbeat (with position) every ``heartbeat_s`` scheme seconds,
+and answers offers on ``<root>/<scheme>/carers/<id>/dispatch``: after a delay drawn from the
+scenario it accepts (or declines), travels, marks arrived, spends time on site and resolves
+with an outcome. A busy carer declines individual offers and leaves broadcasts (``role: all``)
+to someone free. Carers of a double-handed run (rota ``run:``) travel together.
+
+Duplicate pages are counted here, as the handset sees them (see docs/scenarios.md):
+the same ``offer_id`` delivered twice, or an offer for an alarm while this handset still
+holds a live offer for it or has accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from devices.scheme import Scheme
+from devices.topics import TopicLayout
+from responders.protocol import Action, OutcomeCode, PresenceKind
+from simulator import wire
+from simulator.clock import SimClock
+from simulator.movement import Place, base_place, flat_place, noisy, travel_seconds
+from simulator.scenario import Carers
+from simulator.schedule import draw, weighted
+
+
+@dataclass
+class World:
+    scheme: Scheme
+    layout: TopicLayout
+    clock: SimClock
+    link: wire.Link
+    cfg: Carers
+    seed: int
+    handsets: dict[str, Handset] = field(default_factory=dict)
+    resolved: set[str] = field(default_factory=set)
+    partners: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self.tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            self.counts["handset_errors"] += 1
+
+    async def on_message(self, topic: str, body: dict[str, Any]) -> None:
+        parts = topic.split("/")
+        if len(parts) == 5 and parts[2] == "carers" and parts[4] == "dispatch":
+            h = self.handsets.get(parts[3])
+            if h is not None:
+                h.on_dispatch(body)
+        elif len(parts) >= 4 and parts[2] == "control":
+            self.counts[f"control:{body.get('type')}:{body.get('code', '')}"] += 1
+
+
+class Handset:
+    def __init__(self, world: World, carer_id: str, zone: str | None) -> None:
+        self.w = world
+        self.id = carer_id
+        self.rng = random.Random(f"{world.seed}/{carer_id}")
+        self.place: Place = base_place(world.scheme, zone)
+        self.logged_in = False
+        self.silent_until = 0.0  # real monotonic-free: a scheme timestamp (epoch seconds)
+        self.busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
+        self.live: dict[str, str] = {}  # alarm_id -> live offer_id
+        self.seen_offers: set[str] = set()
+        self.accepted: set[str] = set()
+        self.escorts: list[Handset] = []
+        self.results: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.never_answers = carer_id in world.cfg.never_answer
+        self._beat: asyncio.Task[None] | None = None
+
+    # ---- presence -----------------------------------------------------------------------
+
+    def _now_s(self) -> float:
+        return self.w.clock.now().timestamp()
+
+    def silent(self) -> bool:
+        return self._now_s() < self.silent_until
+
+    async def _presence(self, what: PresenceKind) -> None:
+        body = wire.presence(what, self.w.clock.now(), **self.place.presence())
+        await self.w.link.publish(self.w.layout.carer(self.w.scheme.id, self.id, "presence"), body)
+
+    async def login(self) -> None:
+        self.logged_in = True
+        await self._presence(PresenceKind.LOGIN)
+        self._beat = asyncio.create_task(self._heartbeats(), name=f"beat-{self.id}")
+
+    async def logout(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        if self.logged_in:
+            self.logged_in = False
+            await self._presence(PresenceKind.LOGOUT)
+
+    async def _heartbeats(self) -> None:
+        period = self.w.cfg.heartbeat_s
+        await self.w.clock.sleep(self.rng.uniform(0, period))
+        while True:
+            if self.logged_in and not self.silent():
+                try:
+                    await self._presence(PresenceKind.HEARTBEAT)
+                    self.w.counts["handset_heartbeats"] += 1
+                except Exception:
+                    self.w.counts["heartbeat_failures"] += 1
+            await self.w.clock.sleep(period * self.rng.uniform(0.9, 1.1))
+
+    def go_silent(self, for_s: float) -> None:
+        self.silent_until = self._now_s() + for_s
+        self.w.counts["handset_silences"] += 1
+
+    async def _online(self) -> None:
+        while self.silent():
+            await self.w.clock.sleep(min(30.0, self.silent_until - self._now_s() + 0.1))
+
+    # ---- dispatch -------------------------------------------------------------------------
+
+    def on_dispatch(self, body: dict[str, Any]) -> None:
+        typ = body.get("type")
+        aid = str(body.get("alarm_id"))
+        if typ == "offer":
+            self._on_offer(body)
+        elif typ == "cancel":
+            if self.live.get(aid) == body.get("offer_id"):
+                del self.live[aid]
+            self.w.counts["cancels"] += 1
+        elif typ == "action_result":
+            fut = self.results.pop(str(body.get("action_id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(body)
+            if not body.get("ok"):
+                self.w.counts["actions_refused"] += 1
+        elif typ == "reminder":
+            self.w.counts["reminders"] += 1
+
+    def _dup(self, body: dict[str, Any], why: str) -> None:
+        self.w.duplicates.append(
+            {"carer": self.id, "alarm_id": body.get("alarm_id"), "offer_id": body.get("offer_id"),
+             "why": why, "at": self.w.clock.now().isoformat()}
+        )
+
+    def _on_offer(self, body: dict[str, Any]) -> None:
+        aid, oid = str(body["alarm_id"]), str(body["offer_id"])
+        self.w.counts["offers"] += 1
+        if oid in self.seen_offers:
+            self._dup(body, "same offer_id delivered twice")
+            return
+        self.seen_offers.add(oid)
+        if aid in self.live:
+            self._dup(body, f"new offer while offer {self.live[aid]} for this alarm is live")
+        elif aid in self.accepted:
+            self._dup(body, "offered an alarm this carer has already accepted")
+        self.live[aid] = oid
+        if not self.logged_in or self.silent():
+            self.w.counts["offers_unheard"] += 1
+            return
+        cfg = self.w.cfg
+        if self.never_answers or self.rng.random() < cfg.no_answer_probability:
+            self.w.counts["offers_ignored"] += 1
+            return
+        self.w.spawn(self._answer(body))
+
+    async def _answer(self, body: dict[str, Any]) -> None:
+        aid, oid, role = str(body["alarm_id"]), str(body["offer_id"]), body.get("role")
+        clock, cfg = self.w.clock, self.w.cfg
+        mine_already = self.busy == f"escort:{aid}"
+        if self.busy is not None and not mine_already:
+            if role == "all":
+                self.w.counts["broadcasts_left_busy"] += 1
+                return
+            await clock.sleep(self.rng.uniform(3, 15))
+            if self.live.get(aid) == oid:
+                await self._act(Action.DECLINE, aid, oid)
+                self.live.pop(aid, None)
+                self.w.counts["declined_busy"] += 1
+            return
+        await clock.sleep(draw(self.rng, cfg.response_delay_s) if not mine_already else 2.0)
+        if self.live.get(aid) != oid:
+            return  # cancelled or taken meanwhile
+        if self.busy is not None and self.busy != f"escort:{aid}":
+            if role != "all":
+                await self._act(Action.DECLINE, aid, oid)
+                self.w.counts["declined_busy"] += 1
+            self.live.pop(aid, None)
+            return
+        if role != "all" and not mine_already and self.rng.random() < cfg.decline_probability:
+            await self._act(Action.DECLINE, aid, oid)
+            self.live.pop(aid, None)
+            self.w.counts["declined"] += 1
+            return
+        self.busy = f"alarm:{aid}"
+        result = await self._act(Action.ACCEPT, aid, oid)
+        self.live.pop(aid, None)
+        if not result or not result.get("ok"):
+            self.busy = None
+            self.w.counts["accept_refused"] += 1
+            return
+        self.accepted.add(aid)
+        self.w.counts["accepted"] += 1
+        await self._respond(aid, str(body.get("flat_id") or ""))
+
+    async def _respond(self, aid: str, flat_id: str) -> None:
+        w, clock = self.w, self.w.clock
+        dest = flat_place(w.scheme, flat_id) if flat_id else self.place
+        escorts = [
+            w.handsets[p] for p in w.partners.get(self.id, ())
+            if p in w.handsets and w.handsets[p].busy is None and w.handsets[p].logged_in
+        ]
+        for e in escorts:
+            e.busy = f"escort:{aid}"
+        self.escorts = escorts
+        await clock.sleep(noisy(self.rng, travel_seconds(w.scheme, self.place, dest), w.cfg.travel_noise))
+        self.place = dest
+        for e in escorts:
+            if e.busy == f"escort:{aid}":
+                e.place = dest
+        result = await self._act(Action.ARRIVED, aid)
+        if result is not None and not result.get("ok"):
+            self._free(aid)
+            return
+        w.counts["arrived"] += 1
+        await clock.sleep(draw(self.rng, w.cfg.on_site_s))
+        if aid not in w.resolved:
+            outcome = weighted(self.rng, dict(w.cfg.outcomes))
+            w.resolved.add(aid)
+            result = await self._act(Action.RESOLVED, aid, outcome=outcome)
+            if result is not None and result.get("ok"):
+                w.counts["resolved"] += 1
+                w.counts[f"outcome:{outcome.value}"] += 1
+        self._free(aid)
+        await self._presence(PresenceKind.HEARTBEAT)
+
+    def _free(self, aid: str) -> None:
+        self.busy = None
+        for e in self.escorts:
+            if e.busy == f"escort:{aid}":
+                e.busy = None
+        self.escorts = []
+
+    async def _act(
+        self, kind: Action, aid: str, oid: str | None = None, outcome: OutcomeCode | None = None
+    ) -> dict[str, Any] | None:
+        """Send an action (once the phone is online) and wait for the gateway's answer."""
+        await self._online()
+        action_id, payload = wire.action(kind, aid, self.w.clock.now(), oid, outcome)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.results[action_id] = fut
+        await self.w.link.publish(self.w.layout.carer(self.w.scheme.id, self.id, "actions"), payload)
+        try:
+            return await asyncio.wait_for(fut, timeout=max(5.0, self.w.clock.real_seconds(300)))
+        except TimeoutError:
+            self.results.pop(action_id, None)
+            self.w.counts["action_results_missing"] += 1
+            return None
+
+    # ---- planned visits -------------------------------------------------------------------
+
+    async def visit(self, flat_id: str, duration_s: float, lead: bool) -> None:
+        dest = flat_place(self.w.scheme, flat_id)
+        self.busy = "visit"
+        await self.w.clock.sleep(noisy(self.rng, travel_seconds(self.w.scheme, self.place, dest), 0.2))
+        self.place = dest
+        if lead:
+            self.w.counts["visits_done"] += 1
+        await self._presence(PresenceKind.HEARTBEAT)  # checked in at the client's home
+        await self.w.clock.sleep(duration_s)
+        if self.busy == "visit":
+            self.busy = None
+
+    def idle(self) -> bool:
+        return self.busy is None and not self.live
