@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint types services services-stop stop venv clean-venv
+.PHONY: demo test check lint types services services-stop stop venv clean-venv browser
 
 venv: $(STAMP)
 
@@ -32,7 +32,10 @@ demo: venv services
 stop:
 	@bash scripts/demo.sh stop
 
-test: venv services
+browser:
+	@bash scripts/browser.sh ensure
+
+test: venv services browser
 	@$(BIN)/pytest -q
 
 lint: venv

@@ -6,8 +6,6 @@ presence go through the same journal and engine as the MQTT handset protocol, so
 handset are interchangeable and every tap is on record.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import uuid
@@ -36,10 +34,13 @@ COOKIE = "telecare_carer"
 class LoginIn(BaseModel):
     scheme: str = Field(min_length=1, max_length=64)
     carer_id: str = Field(min_length=1, max_length=64)
-    token: str = Field(min_length=8, max_length=200)
+    token: str = Field(min_length=4, max_length=200, description="Issued token or PIN.")
 
 
 class ActionBody(BaseModel):
+    action_id: uuid.UUID | None = Field(
+        default=None, description="Chosen by the page so a retry is recognised as the same tap."
+    )
     action: Action
     alarm_id: str = Field(min_length=1, max_length=64)
     offer_id: str | None = Field(default=None, max_length=80)
@@ -52,7 +53,7 @@ class PresenceBody(BaseModel):
     flat: str | None = Field(default=None, max_length=32)
 
 
-def create_router(gw: Gateway) -> APIRouter:
+def create_router(gw: "Gateway") -> APIRouter:
     router = APIRouter(prefix="/carer")
     store = {"creds": CredentialStore.load(gw.settings.carer_auth.file)}
 
@@ -61,7 +62,7 @@ def create_router(gw: Gateway) -> APIRouter:
             raise HTTPException(401, "sign in first")
         ident, token = telecare_carer.rsplit(":", 1)
         scheme, _, carer_id = ident.partition("/")
-        if not store["creds"].verify(scheme, carer_id, token):
+        if scheme not in gw.registry.schemes or not store["creds"].verify(scheme, carer_id, token):
             raise HTTPException(401, "your sign-in is no longer valid; sign in again")
         return scheme, carer_id
 
@@ -128,8 +129,9 @@ def create_router(gw: Gateway) -> APIRouter:
     async def post_action(me: Me, body: ActionBody) -> dict[str, str]:
         """Accept, decline, arrived or resolved; the result arrives on the stream."""
         try:
+            fields = body.model_dump(exclude_none=True, exclude={"action_id"})
             msg = HandsetAction(
-                action_id=uuid.uuid4(), at=gw.clock.now(), **body.model_dump(exclude_none=True)
+                action_id=body.action_id or uuid.uuid4(), at=gw.clock.now(), **fields
             )
         except ValidationError as exc:
             raise HTTPException(422, exc.errors()[0]["msg"]) from exc
@@ -191,7 +193,7 @@ def create_router(gw: Gateway) -> APIRouter:
                     try:
                         msg = await asyncio.wait_for(q.get(), timeout=15)
                     except TimeoutError:
-                        yield ": keepalive\n\n"
+                        yield "event: ping\ndata: {}\n\n"  # visible to EventSource
                         continue
                     if msg is None:
                         break

@@ -2,9 +2,9 @@
 # A real headless browser for the carer-page browser test: Debian's own Chromium.
 #
 # Usage: scripts/browser.sh ensure
-#   Installs the Debian packages chromium and chromium-driver when /usr/bin/chromium is
-#   missing (running apt-get update first only when the package lists do not know them),
-#   then prints one line: the browser path and version. Idempotent; must run as root (or
+#   Installs the Debian packages chromium and chromium-driver (and a font) when
+#   /usr/bin/chromium is missing (running apt-get update first only when the package lists
+#   do not know them), then prints one line: the browser version and path. Idempotent; must run as root (or
 #   with sudo available) when it has something to install.
 #
 # Playwright for Python drives this binary through executable_path; nothing here downloads
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 CHROMIUM="${TELECARE_CHROMIUM:-/usr/bin/chromium}"
-PACKAGES=(chromium chromium-driver)
+PACKAGES=(chromium chromium-driver fonts-dejavu-core)  # a font, so screenshots show text
 
 die() { echo "browser: ERROR: $*" >&2; exit 1; }
 

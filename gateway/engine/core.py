@@ -629,6 +629,8 @@ class Core:
     def _cancel(self, tx: _Tx, a: Alarm, why: str) -> None:
         for o in a.offers:
             tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
+        for cid in a.accepted_by:  # whoever is on their way must be told too
+            tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, f"{a.alarm_id}.held", why))
         self._free_carers(tx, a)
         a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
         self._careline(tx, a, "cancelled")
@@ -666,6 +668,9 @@ class Core:
             answer(False, "unknown alarm")
             return
         if not a.is_open:
+            if act.action is ActionKind.RESOLVED and act.carer_id in a.accepted_by:
+                answer(True, "already resolved")  # a retried tap is harmless
+                return
             answer(False, f"alarm already {a.state.value}")
             return
         cid = act.carer_id
@@ -853,7 +858,7 @@ class Core:
     def _resolve(self, tx: _Tx, a: Alarm, cid: str, outcome: Outcome, note: str) -> None:
         a = replace(a, outcome=outcome, note=note[:1000])
         self._free_carers(tx, a)
-        a = self._transition(tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value)
+        a = self._transition(tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value, note=a.note)
         self._careline(tx, a, "resolved", outcome=outcome.value)
         if outcome is Outcome.UNABLE_TO_GAIN_ACCESS:
             # The seeds' no-response policy: never closes silently.
