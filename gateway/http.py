@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
@@ -50,6 +54,31 @@ def create_app(gw: Gateway) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/alerts/stream")
+    async def alert_stream(scheme: str | None = None) -> StreamingResponse:
+        """Server-sent events: control-room alerts as they happen (all schemes by default)."""
+        if scheme is not None and scheme not in gw.registry.schemes:
+            raise HTTPException(404, f"scheme {scheme!r} is not served by this gateway")
+        key = f"control/{scheme}" if scheme else "control/*"
+        q = gw.engine.hub.subscribe(key)
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "event: hello\ndata: {}\n\n"
+                while gw.engine.hub.is_subscribed(key, q):
+                    try:
+                        msg = await asyncio.wait_for(q.get(), timeout=15)
+                    except TimeoutError:
+                        yield "event: ping\ndata: {}\n\n"
+                        continue
+                    if msg is None:
+                        break
+                    yield f"event: alert\ndata: {json.dumps(msg, default=str)}\n\n"
+            finally:
+                gw.engine.hub.unsubscribe(key, q)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.get("/api/v1/clock")
     async def clock() -> dict[str, Any]:

@@ -295,6 +295,9 @@ class EngineService:
             parts = topic.split("/")
             if len(parts) == 5 and parts[2] == "carers" and parts[4] == "dispatch":
                 self.hub.publish(f"{parts[1]}/{parts[3]}", json.loads(payload))
+            elif len(parts) == 4 and parts[2] == "control" and parts[3] == "alerts":
+                self.hub.publish(f"control/{parts[1]}", json.loads(payload))
+                self.hub.publish("control/*", {**json.loads(payload), "scheme": parts[1]})
         self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
         if outbox:
             self.outbox_wake.set()
