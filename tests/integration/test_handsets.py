@@ -3,6 +3,7 @@ stale offers, and a handset that goes silent."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -54,6 +55,18 @@ def test_silent_handset_drops_out_of_routing_and_control_room_is_told(
     night: Night, gateway: GatewayEnv
 ) -> None:
     gateway.process.start()
+    sse: list[str] = []
+
+    def read_alert_stream() -> None:
+        url = f"{gateway.process.url}/api/v1/alerts/stream"
+        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
+            for line in r.iter_lines():
+                sse.append(line)
+                if "handset_silent" in line:
+                    return
+
+    reader = threading.Thread(target=read_alert_stream, daemon=True)
+    reader.start()
     night.login("cw-01", "A-012")  # nearest to A-013, but its handset will fall silent
     night.login("cw-02", "B-050")
     night.start_heartbeats(["cw-02"])
@@ -72,3 +85,5 @@ def test_silent_handset_drops_out_of_routing_and_control_room_is_told(
     offer = night.wait_dispatch("cw-02", "offer")
     assert offer["flat_id"] == "A-013"
     assert night.offers_to("cw-01") == []
+    reader.join(timeout=10)
+    assert any("handset_silent" in line for line in sse), "control-room stream carries the alert"
