@@ -17,6 +17,7 @@ from rich.table import Table
 from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
+from simulator.cli import run as simulate_run
 
 app = typer.Typer(help="Telecare alarm-response gateway.", no_args_is_help=True)
 gateway_app = typer.Typer(help="Run the gateway service.", no_args_is_help=True)
@@ -27,6 +28,8 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(scheme_app, name="scheme", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(simulate_app, name="simulate")
+# The scenario simulator lives in simulator/ (it speaks to the gateway only over MQTT and HTTP).
+simulate_app.command("run")(simulate_run)
 carers_app = typer.Typer(
     help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
 )

@@ -38,6 +38,14 @@ echo "demo: publishing 300 device events from Hazelhurst Court's pendants, hubs 
 sleep 1.5
 "$BIN/telecare" events --limit 15
 
+SPEED=${DEMO_SPEED:-300}
+echo
+echo "demo: now a whole night at Hazelhurst Court (23:00-07:00) at x$SPEED: simulated pendants,"
+echo "      fall detectors and hubs, and two waking-night carers' handsets, against a gateway of"
+echo "      its own on a fast clock. Every figure below is checked against TimescaleDB."
+"$BIN/telecare" simulate run --scenario hazelhurst-night --speed "$SPEED" --json "$RUN/hazelhurst-night.json" || \
+  echo "demo: the night did not meet its expectations (see the verdict above)"
+
 cat <<MSG
 
 The gateway is still running (pid $(cat "$PID")):
@@ -46,5 +54,10 @@ The gateway is still running (pid $(cat "$PID")):
   API      http://127.0.0.1:$PORT/docs
   more events:   .venv/bin/telecare simulate stream --count 100
   latest events: .venv/bin/telecare events
+  live alarms:   curl -s http://127.0.0.1:$PORT/api/v1/alarms
+  carer page:    .venv/bin/telecare carers issue-tokens --carer cw-01, then open
+                 http://127.0.0.1:$PORT/carer and sign in as hazelhurst-court / cw-01
+  other nights:  .venv/bin/telecare simulate run --scenario hazelhurst-one-carer-sick --speed 300
+  verdict JSON:  $RUN/hazelhurst-night.json
 Stop it with:  make stop        (and the services with: make services-stop)
 MSG

@@ -279,3 +279,32 @@ def test_scheme_triage_section_overrides_the_default_policy() -> None:
     d.event(device_in("A-013"))
     [a] = d.state.alarms.values()
     assert a.priority is Priority.P2
+
+
+def test_a_late_decline_of_an_old_offer_does_not_withdraw_the_newer_one() -> None:
+    d = Driver()
+    d.login("cw-01", "A-012")
+    [first] = offers(d.event(device_in("A-013")))
+    d.advance(60)
+    d.heartbeat_all()
+    escalated = offers(fire_due(d))  # type: ignore[arg-type]
+    [newer] = [o for o in escalated if o.carer_id == "cw-01"]
+    assert newer.role == "all" and newer.offer_id != first.offer_id
+    [res] = [
+        c
+        for c in d.act("cw-01", ActionKind.DECLINE, first.alarm_id, first.offer_id)
+        if isinstance(c, ActionResult)
+    ]
+    assert not res.ok and res.reason == "offer no longer live"
+    assert [o.offer_id for o in d.state.alarms[first.alarm_id].offers] == [newer.offer_id]
+
+
+def test_signing_out_withdraws_live_offers_and_tells_the_handset() -> None:
+    d = two_carers()
+    [o] = offers(d.event(device_in("A-013")))
+    cmds = d.feed(PresenceIn(HZC.id, "cw-01", "logout"))
+    assert any(
+        isinstance(c, CancelOffer) and c.offer_id == o.offer_id and c.reason == "signed out"
+        for c in cmds
+    )
+    assert [x.carer_id for x in offers(cmds)] == ["cw-02"]

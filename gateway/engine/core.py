@@ -549,7 +549,7 @@ class Core:
             priority=raised,
             double_handed=a.double_handed or double,
         )
-        a = self._transition(tx, a, "merged", None, kind=e.kind, count=a.count)
+        a = self._transition(tx, a, "merged", None, kind=e.kind, count=a.count, event_id=e.event_id)
         if a.state is AlarmState.RAISED and a.deadline and a.deadline.kind is DeadlineKind.DEFER:
             a = self._dispatch(tx, a)  # a real press while a bed exit was being watched
         tx.put_alarm(a)
@@ -703,19 +703,20 @@ class Core:
             self._accept(tx, a, cid, live)
             answer(True, "accepted")
         elif act.action is ActionKind.DECLINE:
-            live = next((o for o in a.offers if o.carer_id == cid), None)
-            if live is None:
-                answer(True if cid in a.tried else False, "no live offer to decline")
-                return
-            a = replace(
-                a, offers=tuple(o for o in a.offers if o is not live), tried=(*a.tried, cid)
+            live = next(
+                (
+                    o
+                    for o in a.offers
+                    if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
+                ),
+                None,
             )
-            a = self._transition(tx, a, "declined", cid)
-            if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < self._needed(
-                a
-            ):
-                a = self._dispatch(tx, a)
-            tx.put_alarm(a)
+            if live is None:
+                # A decline of an offer that has already moved on (say, timed out and been
+                # re-offered to everyone) must not silently withdraw the newer offer.
+                answer(False, "offer no longer live")
+                return
+            self._withdraw(tx, a, live, "declined", cancel_reason=None)
             answer(True, "declined")
         elif act.action is ActionKind.ARRIVED:
             if cid not in a.accepted_by:
@@ -753,6 +754,29 @@ class Core:
                 return
             self._resolve(tx, a, cid, act.outcome, act.note)
             answer(True, "resolved")
+
+    def _withdraw(
+        self, tx: _Tx, a: Alarm, offer: Offer, step: str, cancel_reason: str | None
+    ) -> None:
+        """Take one carer's live offer back (declined, signed out, handset silent) and move on.
+
+        When the carer did not ask for it, their handset is told with a cancel."""
+        cid = offer.carer_id
+        if cancel_reason is not None:
+            tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, offer.offer_id, cancel_reason))
+        a = replace(a, offers=tuple(o for o in a.offers if o is not offer), tried=(*a.tried, cid))
+        a = self._transition(tx, a, step, cid)
+        if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < self._needed(a):
+            a = self._dispatch(tx, a)
+        tx.put_alarm(a)
+
+    def _withdraw_all(self, tx: _Tx, scheme_id: str, cid: str, why: str) -> None:
+        for a in list(tx.alarm_map().values()):
+            if not a.is_open or a.scheme != scheme_id:
+                continue
+            offer = next((o for o in a.offers if o.carer_id == cid), None)
+            if offer is not None:
+                self._withdraw(tx, a, offer, "withdrawn", cancel_reason=why)
 
     def _count_disturbance(self, tx: _Tx, a: Alarm, cid: str) -> None:
         """A sleep-in carer attending an alarm is disturbed; past two, the night is waking."""
@@ -960,11 +984,8 @@ class Core:
         tx.put_carer(c)
         if not c.logged_in or c.status is not CarerStatus.AVAILABLE:
             # Anything they were offered moves on now rather than at the timeout.
-            for a in list(tx.alarm_map().values()):
-                if a.is_open and any(o.carer_id == p.carer_id for o in a.offers):
-                    self._on_action(
-                        tx, ActionIn(p.scheme, p.carer_id, ActionKind.DECLINE, a.alarm_id)
-                    )
+            why = "signed out" if not c.logged_in else f"marked {c.status.value}"
+            self._withdraw_all(tx, p.scheme, p.carer_id, why)
         self._check_coverage(tx, scheme)
 
     def _check_coverage(self, tx: _Tx, scheme: Scheme) -> None:
@@ -1033,11 +1054,7 @@ class Core:
                             f"handset of carer {carer.id} silent; not routable",
                         )
                     )
-                    for a in list(tx.alarm_map().values()):
-                        if a.is_open and any(o.carer_id == carer.id for o in a.offers):
-                            self._on_action(
-                                tx, ActionIn(scheme.id, carer.id, ActionKind.DECLINE, a.alarm_id)
-                            )
+                    self._withdraw_all(tx, scheme.id, carer.id, "handset silent")
             self._check_coverage(tx, scheme)
             seen = tx.device_seen if tx.device_seen is not None else tx.state.device_seen
             for d in scheme.devices:
