@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from simulator.clock import SimClock
 from simulator.movement import Place, base_place, flat_place, noisy, travel_seconds
 from simulator.scenario import Carers
 from simulator.schedule import draw, weighted
+
+_SILENT = re.compile(r"handset of carer (\S+) silent")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class World:
     counts: Counter[str] = field(default_factory=Counter)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.create_task(coro)
@@ -53,6 +57,7 @@ class World:
         self.tasks.discard(t)
         if not t.cancelled() and t.exception() is not None:
             self.counts["handset_errors"] += 1
+            self.errors.append(repr(t.exception()))
 
     async def on_message(self, topic: str, body: dict[str, Any]) -> None:
         parts = topic.split("/")
@@ -62,6 +67,11 @@ class World:
                 h.on_dispatch(body)
         elif len(parts) >= 4 and parts[2] == "control":
             self.counts[f"control:{body.get('type')}:{body.get('code', '')}"] += 1
+            if body.get("code") == "handset_silent":
+                # The gateway declines a silent handset's offers itself, without a cancel.
+                m = _SILENT.search(str(body.get("message", "")))
+                if m and m.group(1) in self.handsets:
+                    self.handsets[m.group(1)].withdraw_all("silent")
 
 
 class Handset:
@@ -73,7 +83,7 @@ class Handset:
         self.logged_in = False
         self.silent_until = 0.0  # real monotonic-free: a scheme timestamp (epoch seconds)
         self.busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
-        self.live: dict[str, str] = {}  # alarm_id -> live offer_id
+        self.live: dict[str, dict[str, Any]] = {}  # alarm_id -> the live offer
         self.seen_offers: set[str] = set()
         self.accepted: set[str] = set()
         self.escorts: list[Handset] = []
@@ -98,7 +108,10 @@ class Handset:
         await self._presence(PresenceKind.LOGIN)
         self._beat = asyncio.create_task(self._heartbeats(), name=f"beat-{self.id}")
 
-    async def logout(self) -> None:
+    async def logout(self, finish_first: bool = False) -> None:
+        """End of shift; with ``finish_first`` after the alarm or visit in hand is done."""
+        while finish_first and self.busy is not None:
+            await self.w.clock.sleep(30)
         if self._beat is not None:
             self._beat.cancel()
         if self.logged_in:
@@ -133,7 +146,7 @@ class Handset:
         if typ == "offer":
             self._on_offer(body)
         elif typ == "cancel":
-            if self.live.get(aid) == body.get("offer_id"):
+            if self._live_id(aid) == body.get("offer_id"):
                 del self.live[aid]
             self.w.counts["cancels"] += 1
         elif typ == "action_result":
@@ -145,10 +158,25 @@ class Handset:
         elif typ == "reminder":
             self.w.counts["reminders"] += 1
 
+    def _live_id(self, aid: str) -> str | None:
+        offer = self.live.get(aid)
+        return None if offer is None else str(offer.get("offer_id"))
+
+    def withdraw_all(self, why: str) -> None:
+        """The gateway took this carer's offers back without a cancel (handset silent)."""
+        if self.live:
+            self.w.counts[f"offers_withdrawn_{why}"] += len(self.live)
+        self.live.clear()
+
     def _dup(self, body: dict[str, Any], why: str) -> None:
         self.w.duplicates.append(
-            {"carer": self.id, "alarm_id": body.get("alarm_id"), "offer_id": body.get("offer_id"),
-             "why": why, "at": self.w.clock.now().isoformat()}
+            {
+                "carer": self.id,
+                "alarm_id": body.get("alarm_id"),
+                "offer_id": body.get("offer_id"),
+                "why": why,
+                "at": self.w.clock.now().isoformat(),
+            }
         )
 
     def _on_offer(self, body: dict[str, Any]) -> None:
@@ -159,10 +187,10 @@ class Handset:
             return
         self.seen_offers.add(oid)
         if aid in self.live:
-            self._dup(body, f"new offer while offer {self.live[aid]} for this alarm is live")
+            self._dup(body, f"new offer while offer {self._live_id(aid)} for this alarm is live")
         elif aid in self.accepted:
             self._dup(body, "offered an alarm this carer has already accepted")
-        self.live[aid] = oid
+        self.live[aid] = body
         if not self.logged_in or self.silent():
             self.w.counts["offers_unheard"] += 1
             return
@@ -176,33 +204,35 @@ class Handset:
         aid, oid, role = str(body["alarm_id"]), str(body["offer_id"]), body.get("role")
         clock, cfg = self.w.clock, self.w.cfg
         mine_already = self.busy == f"escort:{aid}"
-        if self.busy is not None and not mine_already:
+        if self.busy is not None and not mine_already and not self._interrupts(body):
             if role == "all":
                 self.w.counts["broadcasts_left_busy"] += 1
                 return
             await clock.sleep(self.rng.uniform(3, 15))
-            if self.live.get(aid) == oid:
-                await self._act(Action.DECLINE, aid, oid)
+            if self._live_id(aid) == oid:
                 self.live.pop(aid, None)
+                await self._act(Action.DECLINE, aid, oid)
                 self.w.counts["declined_busy"] += 1
             return
         await clock.sleep(draw(self.rng, cfg.response_delay_s) if not mine_already else 2.0)
-        if self.live.get(aid) != oid:
+        if self._live_id(aid) != oid:
             return  # cancelled or taken meanwhile
-        if self.busy is not None and self.busy != f"escort:{aid}":
+        if self.busy is not None and self.busy != f"escort:{aid}" and not self._interrupts(body):
+            self.live.pop(aid, None)
             if role != "all":
                 await self._act(Action.DECLINE, aid, oid)
                 self.w.counts["declined_busy"] += 1
-            self.live.pop(aid, None)
             return
         if role != "all" and not mine_already and self.rng.random() < cfg.decline_probability:
-            await self._act(Action.DECLINE, aid, oid)
             self.live.pop(aid, None)
+            await self._act(Action.DECLINE, aid, oid)
             self.w.counts["declined"] += 1
             return
+        if self.busy == "visit":
+            self.w.counts["visits_interrupted"] += 1
         self.busy = f"alarm:{aid}"
-        result = await self._act(Action.ACCEPT, aid, oid)
         self.live.pop(aid, None)
+        result = await self._act(Action.ACCEPT, aid, oid)
         if not result or not result.get("ok"):
             self.busy = None
             self.w.counts["accept_refused"] += 1
@@ -211,17 +241,24 @@ class Handset:
         self.w.counts["accepted"] += 1
         await self._respond(aid, str(body.get("flat_id") or ""))
 
+    def _interrupts(self, offer: dict[str, Any]) -> bool:
+        """An emergency (P0/P1) takes a carer away from a planned visit."""
+        return self.busy == "visit" and offer.get("priority") in ("P0", "P1")
+
     async def _respond(self, aid: str, flat_id: str) -> None:
         w, clock = self.w, self.w.clock
         dest = flat_place(w.scheme, flat_id) if flat_id else self.place
         escorts = [
-            w.handsets[p] for p in w.partners.get(self.id, ())
+            w.handsets[p]
+            for p in w.partners.get(self.id, ())
             if p in w.handsets and w.handsets[p].busy is None and w.handsets[p].logged_in
         ]
         for e in escorts:
             e.busy = f"escort:{aid}"
         self.escorts = escorts
-        await clock.sleep(noisy(self.rng, travel_seconds(w.scheme, self.place, dest), w.cfg.travel_noise))
+        await clock.sleep(
+            noisy(self.rng, travel_seconds(w.scheme, self.place, dest), w.cfg.travel_noise)
+        )
         self.place = dest
         for e in escorts:
             if e.busy == f"escort:{aid}":
@@ -247,7 +284,16 @@ class Handset:
         for e in self.escorts:
             if e.busy == f"escort:{aid}":
                 e.busy = None
+                e.pick_up()
         self.escorts = []
+        self.pick_up()
+
+    def pick_up(self) -> None:
+        """Free again: answer the oldest broadcast still waiting on the handset."""
+        waiting = [o for o in self.live.values() if o.get("role") == "all"]
+        if waiting and self.busy is None and self.logged_in:
+            self.w.counts["broadcasts_picked_up"] += 1
+            self.w.spawn(self._answer(min(waiting, key=lambda o: str(o.get("raised_at")))))
 
     async def _act(
         self, kind: Action, aid: str, oid: str | None = None, outcome: OutcomeCode | None = None
@@ -257,7 +303,9 @@ class Handset:
         action_id, payload = wire.action(kind, aid, self.w.clock.now(), oid, outcome)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.results[action_id] = fut
-        await self.w.link.publish(self.w.layout.carer(self.w.scheme.id, self.id, "actions"), payload)
+        await self.w.link.publish(
+            self.w.layout.carer(self.w.scheme.id, self.id, "actions"), payload
+        )
         try:
             return await asyncio.wait_for(fut, timeout=max(5.0, self.w.clock.real_seconds(300)))
         except TimeoutError:
@@ -270,7 +318,9 @@ class Handset:
     async def visit(self, flat_id: str, duration_s: float, lead: bool) -> None:
         dest = flat_place(self.w.scheme, flat_id)
         self.busy = "visit"
-        await self.w.clock.sleep(noisy(self.rng, travel_seconds(self.w.scheme, self.place, dest), 0.2))
+        await self.w.clock.sleep(
+            noisy(self.rng, travel_seconds(self.w.scheme, self.place, dest), 0.2)
+        )
         self.place = dest
         if lead:
             self.w.counts["visits_done"] += 1
@@ -278,6 +328,7 @@ class Handset:
         await self.w.clock.sleep(duration_s)
         if self.busy == "visit":
             self.busy = None
+            self.pick_up()
 
     def idle(self) -> bool:
         return self.busy is None and not self.live

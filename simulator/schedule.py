@@ -12,13 +12,14 @@ import math
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from devices.events import EventKind, Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, RiskFlag, Scheme
 from responders.models import ShiftRole
+from simulator.movement import base_place, flat_place, travel_seconds
 from simulator.scenario import Dist, Scenario
 
 T = TypeVar("T")
@@ -51,6 +52,11 @@ CALLOUT_REASONS = (
 @dataclass(frozen=True, slots=True)
 class Login:
     carer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    carer: str  # end of shift: after finishing whatever they are doing
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +109,9 @@ class Visit:
     duration_s: float
 
 
-Action = Login | SendEvent | SendCallout | Resend | SendBad | QuietHub | HandsetSilent | Visit
+Action = (
+    Login | Logout | SendEvent | SendCallout | Resend | SendBad | QuietHub | HandsetSilent | Visit
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +135,38 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+ROUTABLE = frozenset({ShiftRole.WAKING_NIGHT, ShiftRole.SLEEP_IN, ShiftRole.DAY})
+
+
+def on_shift(scheme: Scheme, when: datetime) -> list[str]:
+    """Carers rostered on a routable shift at ``when`` (scheme-local), in scheme order."""
+    ids = {s.carer for s in scheme.shifts_at(when) if s.role in ROUTABLE}
+    return [c.id for c in scheme.carers if c.id in ids]
+
+
 def on_shift_at_start(scn: Scenario, scheme: Scheme) -> list[str]:
     """Carers rostered on a routable shift at the start (the sick ones included)."""
-    start = scn.start + timedelta(seconds=1)
-    routable = {ShiftRole.WAKING_NIGHT, ShiftRole.SLEEP_IN, ShiftRole.DAY}
-    ids = {s.carer for s in scheme.shifts_at(start) if s.role in routable}
-    return [c.id for c in scheme.carers if c.id in ids]
+    return on_shift(scheme, scn.start + timedelta(seconds=1))
+
+
+def _handovers(scn: Scenario, scheme: Scheme) -> list[Planned]:
+    """Logins at the start and at each shift change; logouts at each shift end."""
+    out = [Planned(0.0, Login(c)) for c in on_shift_at_start(scn, scheme)]
+    edges = sorted({s.start for s in scheme.rota} | {s.end for s in scheme.rota})
+    end = scn.duration_s + scn.drain_s
+    for day in range(int(end // 86400) + 2):
+        for t in edges:
+            at = (
+                datetime.combine(scn.start.date() + timedelta(days=day), t) - scn.start
+            ).total_seconds()
+            if not 0 < at < end:
+                continue
+            moment = scn.start + timedelta(seconds=at)
+            before = set(on_shift(scheme, moment - timedelta(seconds=1)))
+            after = on_shift(scheme, moment + timedelta(seconds=1))
+            out += [Planned(at, Logout(c)) for c in sorted(before - set(after))]
+            out += [Planned(at, Login(c)) for c in after if c not in before]
+    return [p for p in out if getattr(p.action, "carer", None) not in scn.carers.absent]
 
 
 def runs_at_start(scn: Scenario, scheme: Scheme) -> dict[str, tuple[str, ...]]:
@@ -223,7 +257,9 @@ def _callouts(scn: Scenario, scheme: Scheme, rng: random.Random) -> list[Planned
         resident = rng.choice(list(pool))
         cid = f"ARC-{scn.name[:12]}-{scn.seed}-{i + 1:03d}"
         reason = rng.choice(CALLOUT_REASONS)
-        out.append(Planned(at, SendCallout(cid, resident.client_ref, weighted(rng, c.priorities), reason)))
+        out.append(
+            Planned(at, SendCallout(cid, resident.client_ref, weighted(rng, c.priorities), reason))
+        )
     return out
 
 
@@ -281,13 +317,22 @@ def _visits(scn: Scenario, scheme: Scheme, rng: random.Random) -> list[Planned]:
         return []
     out: list[Planned] = []
     names = list(runs)
-    per_run = [pv.count // len(names) + (1 if i < pv.count % len(names) else 0) for i in range(len(names))]
+    per_run = [
+        pv.count // len(names) + (1 if i < pv.count % len(names) else 0) for i in range(len(names))
+    ]
     span = scn.duration_s - scn.warmup_s
+    zones = {s.run: s.zone for s in scheme.rota if s.run is not None}
     for run, n in zip(names, per_run, strict=True):
         carers = tuple(c for c in runs[run] if c not in scn.carers.absent)
+        # A run visits the clients nearest its base (the half of the borough it covers).
+        base = base_place(scheme, zones.get(run))
+        near = sorted(
+            scheme.residents,
+            key=lambda r: travel_seconds(scheme, base, flat_place(scheme, r.flat)),
+        )[: max(4, len(scheme.residents) // 2)]
         for k in range(n):
             at = scn.warmup_s + span * (k + rng.uniform(0.05, 0.6)) / max(n, 1)
-            flat = rng.choice(list(scheme.residents)).flat
+            flat = rng.choice(near).flat
             out.append(Planned(at, Visit(run, carers, flat, draw(rng, pv.duration_s))))
     return out
 
@@ -295,9 +340,7 @@ def _visits(scn: Scenario, scheme: Scheme, rng: random.Random) -> list[Planned]:
 def build_schedule(scn: Scenario, scheme: Scheme, seed: int | None = None) -> list[Planned]:
     """Everything the scenario plans, ordered by time (ties keep generation order)."""
     rng = random.Random(scn.seed if seed is None else seed)
-    plan: list[Planned] = [
-        Planned(0.0, Login(c)) for c in on_shift_at_start(scn, scheme) if c not in scn.carers.absent
-    ]
+    plan = _handovers(scn, scheme)
     events = _device_events(scn, scheme, rng)
     plan += events
     plan += _callouts(scn, scheme, rng)

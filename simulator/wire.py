@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -49,8 +50,9 @@ def zigbee_report(kind: EventKind, at: datetime) -> bytes:
     return json.dumps(body).encode()
 
 
-def callout(callout_id: str, resident_ref: str, priority: Priority, reason: str, at: datetime,
-            operator: str) -> bytes:
+def callout(
+    callout_id: str, resident_ref: str, priority: Priority, reason: str, at: datetime, operator: str
+) -> bytes:
     c = CarelineCallout(
         callout_id=callout_id,
         resident_ref=resident_ref,
@@ -108,7 +110,9 @@ def bad_message(
         good["occurred_at"] = at.replace(tzinfo=None).isoformat()  # no offset: refused
         return topic, json.dumps(good).encode()
     if reason == "wrong_topic":
-        return f"{layout.root}/{scheme.id}/devices/{dev.device_id}/status", json.dumps(good).encode()
+        return f"{layout.root}/{scheme.id}/devices/{dev.device_id}/status", json.dumps(
+            good
+        ).encode()
     if reason == "topic_mismatch":
         other = rng.choice([d for d in real if d.device_id != dev.device_id])
         return layout.device_events(scheme.id, other.device_id), json.dumps(good).encode()
@@ -122,7 +126,10 @@ class Link:
     """One MQTT connection for the whole simulation; ``handler`` gets every received message."""
 
     def __init__(self, host: str, port: int, filters: list[str], handler: Handler) -> None:
+        logger = logging.getLogger("telecare.simulator.mqtt")
+        logger.setLevel(logging.ERROR)  # aiomqtt warns on every publish while many are in flight
         self.client = aiomqtt.Client(
+            logger=logger,
             hostname=host,
             port=port,
             identifier=f"telecare-sim-{uuid.uuid4().hex[:10]}",
@@ -152,7 +159,7 @@ class Link:
     async def _read(self) -> None:
         async for msg in self.client.messages:
             try:
-                body = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
+                body = json.loads(bytes(msg.payload))
             except (ValueError, TypeError):
                 continue
             if isinstance(body, dict):
