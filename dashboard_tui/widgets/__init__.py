@@ -1,0 +1,1 @@
+"""The control room's panels, one widget per module."""
