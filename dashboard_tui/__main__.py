@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dashboard_tui.app import ControlRoom
@@ -21,6 +22,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="Europe/London",
         help="time zone for displayed times (the gateway sends UTC); default Europe/London",
     )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("TELECARE_CONTROL_TOKEN"),
+        help="control-room token for changes (default: $TELECARE_CONTROL_TOKEN)",
+    )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between polls (default 2)")
     p.add_argument("--log", help="write a debug log to this file (the screen is the TUI's)")
     args = p.parse_args(argv)
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.log:
         logging.basicConfig(filename=args.log, level=logging.DEBUG)
-    ControlRoom(GatewayClient(args.url), tz=args.zone, poll_s=args.poll).run()
+    ControlRoom(GatewayClient(args.url, token=args.token), tz=args.zone, poll_s=args.poll).run()
 
 
 if __name__ == "__main__":

@@ -70,10 +70,12 @@ class GatewayClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 5.0,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, timeout=timeout_s
+            base_url=self.base_url, transport=transport, timeout=timeout_s, headers=headers
         )
 
     async def __aenter__(self) -> GatewayClient:

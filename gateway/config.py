@@ -52,6 +52,9 @@ class JournalSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8470
+    # Bearer token for control-room changes (carer status, maintenance mode). Required in
+    # production; optional on a loopback development gateway.
+    control_token: SecretStr | None = None
 
 
 class IngestSettings(BaseModel):
@@ -106,8 +109,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
-        if self.environment == "production" and DEV_DB_PASSWORD in self.db.dsn.get_secret_value():
-            raise ValueError(
-                "TELECARE_DB__DSN still carries the development password; set a real one"
-            )
+        if self.environment == "production":
+            if DEV_DB_PASSWORD in self.db.dsn.get_secret_value():
+                raise ValueError(
+                    "TELECARE_DB__DSN still carries the development password; set a real one"
+                )
+            token = self.http.control_token
+            if token is None or len(token.get_secret_value()) < 16:
+                raise ValueError("set TELECARE_HTTP__CONTROL_TOKEN (16+ characters) in production")
         return self

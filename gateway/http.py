@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
@@ -27,6 +28,16 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest 
 
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="Telecare gateway", version="0.1.0")
+
+    def control(authorization: Annotated[str | None, Header()] = None) -> None:
+        """Control-room changes need the bearer token when one is configured."""
+        token = gw.settings.http.control_token
+        if token is None:
+            return
+        expected = f"Bearer {token.get_secret_value()}"
+        if authorization is None or not hmac.compare_digest(authorization, expected):
+            raise HTTPException(401, "control-room token required (Authorization: Bearer ...)")
+
     app.include_router(create_router(gw))
 
     @app.get("/healthz")
@@ -183,6 +194,7 @@ def create_app(gw: Gateway) -> FastAPI:
                 {
                     "scheme": c.scheme,
                     "carer_id": c.carer_id,
+                    "display_name": getattr(scheme.carer(c.carer_id), "display_name", c.carer_id),
                     "on_shift": sorted(r.value for r in roles),
                     "logged_in": c.logged_in,
                     "status": c.status.value,
@@ -195,7 +207,11 @@ def create_app(gw: Gateway) -> FastAPI:
             )
         return out
 
-    @app.post("/api/v1/carers/{scheme}/{carer_id}/status", status_code=202)
+    @app.post(
+        "/api/v1/carers/{scheme}/{carer_id}/status",
+        status_code=202,
+        dependencies=[Depends(control)],
+    )
     async def set_carer_status(scheme: str, carer_id: str, body: CarerStatusIn) -> dict[str, str]:
         """Control room override: mark a carer on break, unavailable, or available again."""
         s = gw.registry.schemes.get(scheme)
@@ -206,7 +222,11 @@ def create_app(gw: Gateway) -> FastAPI:
         )
         return {"status": "accepted"}
 
-    @app.post("/api/v1/devices/{scheme}/{device_id}/maintenance", status_code=202)
+    @app.post(
+        "/api/v1/devices/{scheme}/{device_id}/maintenance",
+        status_code=202,
+        dependencies=[Depends(control)],
+    )
     async def set_maintenance(scheme: str, device_id: str, body: MaintenanceIn) -> dict[str, Any]:
         """Put a device in test/maintenance mode (it will not page) for some minutes; 0 ends it."""
         s = gw.registry.schemes.get(scheme)
