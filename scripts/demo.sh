@@ -61,3 +61,10 @@ The gateway is still running (pid $(cat "$PID")):
   verdict JSON:  $RUN/hazelhurst-night.json
 Stop it with:  make stop        (and the services with: make services-stop)
 MSG
+
+# In a terminal, open the control room on top of the running gateway (q quits the TUI only).
+if [[ -t 0 && -t 1 && ${DEMO_TUI:-1} != 0 ]]; then
+  echo "demo: opening the control-room TUI in 3 s (q to quit it; the gateway keeps running)"
+  sleep 3
+  .venv/bin/python -m dashboard_tui --url "http://127.0.0.1:$PORT"
+fi
