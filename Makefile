@@ -15,8 +15,10 @@ venv: $(STAMP)
 $(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "venv: installing locked packages"
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.lock
-	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v -i warning || true
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.lock 2>&1 \
+		| { grep -v "^WARNING: Location" || true; }; test $${PIPESTATUS[0]} -eq 0
+	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
+		| { grep -v -i "warning\|^ *!!\|wheel_obj" || true; }; test $${PIPESTATUS[0]} -eq 0
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -126,14 +126,14 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.get("/api/v1/events")
     async def events(limit: Limit = 50, scheme: str | None = None) -> list[dict[str, Any]]:
-        """Recent device events from TimescaleDB (the system of record)."""
+        """Recent device events this gateway recorded in TimescaleDB (the system of record)."""
         if scheme is not None and scheme not in gw.registry.schemes:
             raise HTTPException(404, f"scheme {scheme!r} is not served by this gateway")
         return await query(
             "SELECT received_at, occurred_at, event_id, scheme, device_id, kind, location,"
-            " battery_pct FROM device_events WHERE (%s::text IS NULL OR scheme = %s)"
-            " ORDER BY received_at DESC LIMIT %s",
-            (scheme, scheme, limit),
+            " battery_pct FROM device_events WHERE gateway_id = %s"
+            " AND (%s::text IS NULL OR scheme = %s) ORDER BY received_at DESC LIMIT %s",
+            (gw.settings.gateway_id, scheme, scheme, limit),
         )
 
     @app.get("/api/v1/dead-letters")
@@ -141,8 +141,8 @@ def create_app(gw: Gateway) -> FastAPI:
         """Recent dead letters with their reasons (payloads are not returned)."""
         return await query(
             "SELECT received_at, topic, scheme, reason, detail, payload_size FROM dead_letters"
-            " ORDER BY received_at DESC LIMIT %s",
-            (limit,),
+            " WHERE gateway_id = %s ORDER BY received_at DESC LIMIT %s",
+            (gw.settings.gateway_id, limit),
         )
 
     @app.get("/api/v1/alarms")
