@@ -134,14 +134,15 @@ class Ingest:
             try:
                 client = self._client()
                 async with client:
+                    # Re-subscribe on every connect: cheap, and right even if the session was lost.
+                    # Ready only once subscribed: before that, a first session hears nothing.
+                    for topic_filter in self.layout.subscriptions():
+                        await client.subscribe(topic_filter, qos=1)
                     self.connected = True
                     self.metrics.mqtt_connected.set(1)
                     self.metrics.mqtt_connects.inc()
                     delay = m.reconnect_min_s
                     log.info("connected to mqtt %s:%s as %s", m.host, m.port, m.client_id)
-                    # Re-subscribe on every connect: cheap, and right even if the session was lost.
-                    for topic_filter in self.layout.subscriptions():
-                        await client.subscribe(topic_filter, qos=1)
                     paho_client = client._client
                     async for msg in client.messages:
                         now = self.clock.now()

@@ -28,6 +28,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_gateway(
+    env: dict[str, str], log_path: Path, url: str, ready_timeout: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m gateway.cli gateway run`` as an operator would; return once its
+    ``/readyz`` answers 200, or raise with the tail of its log."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.terminate()
+    tail = log_path.read_text(errors="replace")[-4000:]
+    raise RuntimeError(f"gateway not ready in {ready_timeout}s:\n{tail}")
+
+
 @dataclass
 class GatewayChild:
     scheme_files: list[Path]
@@ -79,25 +108,7 @@ class GatewayChild:
         return env
 
     def start(self, ready_timeout: float = 60.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
-            env=self.env(),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway not ready in {ready_timeout}s:\n{self.log()}")
+        self.proc = start_gateway(self.env(), self.log_path, self.url, ready_timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

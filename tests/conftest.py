@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
+from simulator.gateway_proc import free_port, start_gateway
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = REPO / "scripts" / "services.sh"
@@ -77,12 +77,6 @@ def database(services: Services) -> Iterator[str]:
             time.sleep(1)  # a fault test may have the server restarting
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class GatewayProcess:
     """``telecare gateway run`` as a real child process, as an operator would start it."""
 
@@ -94,25 +88,7 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 30.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gateway not ready in {ready_timeout}s:\n{self.log()}")
+        self.proc = start_gateway(self.env, self.log_path, self.url, ready_timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

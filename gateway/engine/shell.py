@@ -62,6 +62,8 @@ from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
 
+OUTBOX_BATCH = 200  # messages published (and awaited) together
+
 
 def to_input(r: JournalRecord) -> Input | None:
     b = r.body
@@ -508,9 +510,12 @@ class EngineService:
                     timeout=10,
                 ) as client:
                     delay = m.reconnect_min_s
+                    # A burst (a power cut's technical alerts) is published as one batch; that
+                    # many unacknowledged publishes is expected here, not a warning sign.
+                    client.pending_calls_threshold = OUTBOX_BATCH
                     while True:
                         self.outbox_wake.clear()
-                        rows = await asyncio.to_thread(self.store.unsent, 500)
+                        rows = await asyncio.to_thread(self.store.unsent, OUTBOX_BATCH)
                         if rows:
                             # QoS 1: each publish returns once the broker has acknowledged it.
                             await asyncio.gather(

@@ -56,6 +56,13 @@ class Night:
             self.layout.carer(HZC.id, carer, "presence"), presence("login", self.now(), flat=flat)
         )
 
+    def on_shift(self, positions: dict[str, str]) -> None:
+        """Log carers in at these flats, keep their handsets beating, let the engine see it."""
+        for carer, flat in positions.items():
+            self.login(carer, flat)
+        self.start_heartbeats(list(positions))
+        time.sleep(1.0)
+
     def start_heartbeats(self, carers: list[str]) -> None:
         def beat() -> None:
             while not self._stop.wait(1.0):

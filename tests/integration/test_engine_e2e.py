@@ -22,10 +22,7 @@ def test_press_offer_timeout_next_carer_accept_arrive_resolve(
     night: Night, gateway: GatewayEnv
 ) -> None:
     gateway.process.start()
-    night.login("cw-01", "A-012")
-    night.login("cw-02", "B-050")
-    night.start_heartbeats(["cw-01", "cw-02"])
-    time.sleep(1.0)
+    night.on_shift({"cw-01": "A-012", "cw-02": "B-050"})
     night.press(device_in("A-013"))
     first = night.wait_dispatch("cw-01", "offer")
     alarm_id = str(first["alarm_id"])
@@ -81,10 +78,7 @@ def test_kill_mid_escalation_deadline_fires_on_time_after_restart(
     night: Night, gateway: GatewayEnv
 ) -> None:
     gateway.process.start()
-    night.login("cw-01", "A-012")
-    night.login("cw-02", "B-050")
-    night.start_heartbeats(["cw-01", "cw-02"])
-    time.sleep(1.0)
+    night.on_shift({"cw-01": "A-012", "cw-02": "B-050"})
     night.press(device_in("A-013"))
     first = night.wait_dispatch("cw-01", "offer")
     alarm_id = str(first["alarm_id"])
@@ -160,9 +154,7 @@ def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: Ga
 
 def test_careline_callout_gets_every_status(night: Night, gateway: GatewayEnv) -> None:
     gateway.process.start()
-    night.login("cw-01", "A-012")
-    night.start_heartbeats(["cw-01"])
-    time.sleep(1.0)
+    night.on_shift({"cw-01": "A-012"})
     resident = resident_with("falls")
     night.rec.publish(
         night.layout.callouts(HZC.id),

@@ -20,10 +20,7 @@ def test_press_reaches_only_the_nearest_carer_and_stale_accept_is_rejected(
     night: Night, gateway: GatewayEnv
 ) -> None:
     gateway.process.start()
-    night.login("cw-01", "A-012")
-    night.login("cw-02", "B-050")
-    night.start_heartbeats(["cw-01", "cw-02"])
-    time.sleep(1.0)
+    night.on_shift({"cw-01": "A-012", "cw-02": "B-050"})
     night.press(device_in("A-013"))
     offer = night.wait_dispatch("cw-01", "offer")
     alarm_id = str(offer["alarm_id"])
