@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from devices.events import DeviceEvent, EventKind
@@ -67,7 +68,7 @@ def test_press_offer_timeout_next_carer_accept_arrive_resolve(
     ats = [s[2] for s in got]
     assert ats == sorted(ats)
     waited = (got[2][2] - got[1][2]).total_seconds()  # type: ignore[operator]
-    assert 60 <= waited <= 75, f"offer timeout fired after {waited}s of scheme time"
+    assert 60 <= waited <= 90, f"offer timeout fired after {waited}s of scheme time"
     decisions = rows(
         gateway.dsn, "SELECT record FROM alarm_decisions WHERE alarm_id = %s ORDER BY at", alarm_id
     )
@@ -108,7 +109,7 @@ def test_kill_mid_escalation_deadline_fires_on_time_after_restart(
     )
     assert [g[0] for g in got[:4]] == ["raised", "offered", "offer_timeout", "offered"]
     waited = (got[2][1] - got[1][1]).total_seconds()  # type: ignore[operator]
-    assert 60 <= waited <= 75, f"deadline fired after {waited}s of scheme time, not on time"
+    assert 60 <= waited <= 90, f"deadline fired after {waited}s of scheme time, not on time"
 
 
 def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: GatewayEnv) -> None:
@@ -119,7 +120,8 @@ def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: Ga
         resident = resident_with("high_risk")
         hub = device_in(resident.flat, DeviceType.HUB)
         gateway.process.start()
-        started = time.monotonic()
+        clock = httpx.get(f"{gateway.process.url}/api/v1/clock").json()
+        ready_at = datetime.fromisoformat(clock["now"])  # scheme time, just after start-up
         alert = n.rec.wait(
             lambda m: (
                 m.body.get("type") == "technical"
@@ -130,8 +132,10 @@ def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: Ga
             timeout=30,
             what="no_contact for the hub",
         )
-        scheme_s = (alert.at - started) * 30
-        assert scheme_s <= 180 + 60, f"no contact raised after {scheme_s:.0f}s of scheme time"
+        # Judged in scheme time from the alert's own stamp, not from this machine's timing:
+        # three 60 s intervals, then at most one 5 s tick, plus slack for a slow start-up.
+        scheme_s = (datetime.fromisoformat(alert.body["at"]) - ready_at).total_seconds()
+        assert scheme_s <= 180 + 5 + 30, f"no contact raised after {scheme_s:.0f}s of scheme time"
         ev = DeviceEvent(
             event_id=uuid.uuid4(),
             device_id=hub,
