@@ -85,27 +85,19 @@ class Shipper:
         limit = self.settings.db.ship_batch
         gw, epoch = self.settings.gateway_id, self.journal.epoch
         moved = 0
-        after = self.shipped.get("records", 0)
-        records = await asyncio.to_thread(self.journal.read_records, after, limit)
-        if records:
-            await storage.ship_records(conn, records, gw, epoch)
-            self.shipped["records"] = records[-1].seq
-            self.metrics.shipped.labels("records").inc(len(records))
-            moved += len(records)
-        after_dl = self.shipped.get("dead_letters", 0)
-        dead = await asyncio.to_thread(self.journal.read_dead_letters, after_dl, limit)
-        if dead:
-            await storage.ship_dead_letters(conn, dead, gw, epoch)
-            self.shipped["dead_letters"] = dead[-1].seq
-            self.metrics.shipped.labels("dead_letters").inc(len(dead))
-            moved += len(dead)
-        after_el = self.shipped.get("engine_log", 0)
-        log_rows = await asyncio.to_thread(self.engine_store.read_log, after_el, limit)
-        if log_rows:
-            await storage.ship_engine_log(conn, log_rows, gw, epoch)
-            self.shipped["engine_log"] = log_rows[-1].seq
-            self.metrics.shipped.labels("engine_log").inc(len(log_rows))
-            moved += len(log_rows)
+        # Each stream: how to read it from the journal, how to COPY it (with its watermark).
+        streams: tuple[tuple[str, Any, Any], ...] = (
+            ("records", self.journal.read_records, storage.ship_records),
+            ("dead_letters", self.journal.read_dead_letters, storage.ship_dead_letters),
+            ("engine_log", self.engine_store.read_log, storage.ship_engine_log),
+        )
+        for name, read, ship in streams:
+            rows = await asyncio.to_thread(read, self.shipped.get(name, 0), limit)
+            if rows:
+                await ship(conn, rows, gw, epoch)
+                self.shipped[name] = rows[-1].seq
+                self.metrics.shipped.labels(name).inc(len(rows))
+                moved += len(rows)
         await self._update_lag()
         return moved
 

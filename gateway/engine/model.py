@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from devices.events import Priority
+from responders.protocol import OutcomeCode
 
 
 class AlarmState(StrEnum):
@@ -37,16 +38,8 @@ OPEN_STATES = frozenset(
 )
 
 
-class Outcome(StrEnum):
-    ASSISTED = "assisted"
-    FALL_NO_INJURY_LIFTED = "fall_no_injury_lifted"
-    FALL_INJURY_AMBULANCE = "fall_injury_ambulance"
-    HOSPITAL_ADMISSION = "hospital_admission"
-    FALSE_ALARM = "false_alarm"
-    NOT_AT_HOME = "not_at_home"
-    UNABLE_TO_GAIN_ACCESS = "unable_to_gain_access"
-    FIRE_SERVICE_CALLED = "fire_service_called"
-    OTHER = "other"
+# The outcome codes are the handset protocol's own: one list, from the wire to the records.
+Outcome = OutcomeCode
 
 
 class DeadlineKind(StrEnum):
