@@ -45,7 +45,7 @@ lint: venv
 	@$(BIN)/ruff format --check .
 
 types: venv
-	@$(BIN)/mypy gateway devices responders simulator
+	@$(BIN)/mypy gateway devices responders simulator dashboard_tui
 
 check: lint types test
 
