@@ -358,6 +358,14 @@ class EngineStore:
                 conn.execute("ROLLBACK")
             raise JournalError(f"engine commit failed: {exc}") from exc
 
+    def last_contact(self) -> dict[str, datetime]:
+        """``"<scheme>/<device>"`` -> when the journal last received anything from it."""
+        rows = self.journal._read(
+            "SELECT scheme, json_extract(body, '$.device_id'), MAX(received_at) FROM records"
+            " WHERE record_type = 'event' GROUP BY 1, 2"
+        )
+        return {f"{s}/{d}": datetime.fromisoformat(t) for s, d, t in rows if d is not None}
+
     def unsent(self, limit: int = 500) -> list[OutboxRow]:
         rows = self.journal._read(
             "SELECT seq, topic, payload FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", (limit,)

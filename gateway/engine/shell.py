@@ -175,8 +175,11 @@ class EngineService:
             elif key == "watermark":
                 self.watermark = int(body)
         restored = persist.state_from_json({**misc, "alarms": {}, "carers": {}})
-        # Devices get a fresh grace period after a restart: their last contact is not persisted.
-        self.state = replace(restored, alarms=alarms, carers=carers, device_seen=fresh.device_seen)
+        # Last contact comes back from the journal (it keeps days of events); a device it has
+        # never heard from gets a grace period from now.
+        heard = self.store.last_contact()
+        seen = {k: heard.get(k, start) for k, start in fresh.device_seen.items()}
+        self.state = replace(restored, alarms=alarms, carers=carers, device_seen=seen)
         log.info(
             "engine restored: %d alarms (%d open), watermark %d",
             len(alarms),
