@@ -7,9 +7,7 @@ handset are interchangeable and every tap is on record.
 """
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -184,26 +182,8 @@ def create_router(gw: "Gateway") -> APIRouter:
     async def stream(me: Me) -> StreamingResponse:
         """Server-sent events: this carer's dispatch messages as they happen."""
         key = f"{me[0]}/{me[1]}"
-        q = gw.engine.hub.subscribe(key)
-
-        async def events() -> AsyncIterator[str]:
-            try:
-                yield "event: hello\ndata: {}\n\n"
-                while gw.engine.hub.is_subscribed(key, q):
-                    try:
-                        msg = await asyncio.wait_for(q.get(), timeout=15)
-                    except TimeoutError:
-                        yield "event: ping\ndata: {}\n\n"  # visible to EventSource
-                        continue
-                    if msg is None:
-                        break
-                    data = json.dumps(msg, default=str)
-                    yield f"id: {msg['seq']}\nevent: dispatch\ndata: {data}\n\n"
-            finally:
-                gw.engine.hub.unsubscribe(key, q)
-
         return StreamingResponse(
-            events(),
+            gw.engine.hub.sse(key, "dispatch"),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

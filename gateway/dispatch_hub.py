@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -41,3 +43,22 @@ class DispatchHub:
 
     def subscribers(self, key: str) -> int:
         return len(self._subs.get(key, ()))
+
+    async def sse(self, key: str, event: str, keepalive_s: float = 15.0) -> AsyncIterator[str]:
+        """Server-sent events for one subscriber; a ``ping`` event (visible to EventSource,
+        unlike an SSE comment) every ``keepalive_s`` so a page can tell quiet from dead."""
+        q = self.subscribe(key)
+        try:
+            yield "event: hello\ndata: {}\n\n"
+            while self.is_subscribed(key, q):
+                try:
+                    msg = await asyncio.wait_for(q.get(), timeout=keepalive_s)
+                except TimeoutError:
+                    yield "event: ping\ndata: {}\n\n"
+                    continue
+                if msg is None:
+                    break
+                data = json.dumps(msg, default=str)
+                yield f"id: {msg['seq']}\nevent: {event}\ndata: {data}\n\n"
+        finally:
+            self.unsubscribe(key, q)

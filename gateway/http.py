@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -72,24 +69,7 @@ def create_app(gw: Gateway) -> FastAPI:
         if scheme is not None and scheme not in gw.registry.schemes:
             raise HTTPException(404, f"scheme {scheme!r} is not served by this gateway")
         key = f"control/{scheme}" if scheme else "control/*"
-        q = gw.engine.hub.subscribe(key)
-
-        async def events() -> AsyncIterator[str]:
-            try:
-                yield "event: hello\ndata: {}\n\n"
-                while gw.engine.hub.is_subscribed(key, q):
-                    try:
-                        msg = await asyncio.wait_for(q.get(), timeout=15)
-                    except TimeoutError:
-                        yield "event: ping\ndata: {}\n\n"
-                        continue
-                    if msg is None:
-                        break
-                    yield f"event: alert\ndata: {json.dumps(msg, default=str)}\n\n"
-            finally:
-                gw.engine.hub.unsubscribe(key, q)
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(gw.engine.hub.sse(key, "alert"), media_type="text/event-stream")
 
     @app.get("/api/v1/clock")
     async def clock() -> dict[str, Any]:

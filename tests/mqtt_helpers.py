@@ -66,6 +66,24 @@ class Recorder:
         with self._cond:
             return [m for m in self.messages if pred(m)]
 
+    @staticmethod
+    def _dispatch_match(carer: str, typ: str, match: dict[str, object]):  # type: ignore[no-untyped-def]
+        return lambda m: (
+            m.topic.endswith(f"/carers/{carer}/dispatch")
+            and m.body.get("type") == typ
+            and all(m.body.get(k) == v for k, v in match.items())
+        )
+
+    def wait_dispatch(
+        self, carer: str, typ: str, timeout: float = 20, **match: object
+    ) -> dict[str, Any]:
+        """The first message of ``typ`` on the carer's dispatch topic matching ``match``."""
+        pred = self._dispatch_match(carer, typ, match)
+        return self.wait(pred, timeout, f"{typ} to {carer} {match}").body
+
+    def dispatched(self, carer: str, typ: str, **match: object) -> list[dict[str, Any]]:
+        return [m.body for m in self.matching(self._dispatch_match(carer, typ, match))]
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()

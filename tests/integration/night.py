@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -92,28 +93,13 @@ class Night:
             action(kind, alarm_id, self.now(), offer_id, **kw),
         )
 
-    def offers_to(self, carer: str) -> list[dict[str, object]]:
-        return [
-            m.body
-            for m in self.rec.matching(
-                lambda m: (
-                    m.topic.endswith(f"/carers/{carer}/dispatch") and m.body.get("type") == "offer"
-                )
-            )
-        ]
+    def offers_to(self, carer: str) -> list[dict[str, Any]]:
+        return self.rec.dispatched(carer, "offer")
 
     def wait_dispatch(
         self, carer: str, typ: str, timeout: float = 20, **match: object
-    ) -> dict[str, object]:
-        return self.rec.wait(
-            lambda m: (
-                m.topic.endswith(f"/carers/{carer}/dispatch")
-                and m.body.get("type") == typ
-                and all(m.body.get(k) == v for k, v in match.items())
-            ),
-            timeout,
-            f"{typ} to {carer} {match}",
-        ).body
+    ) -> dict[str, Any]:
+        return self.rec.wait_dispatch(carer, typ, timeout, **match)
 
     def close(self) -> None:
         self._stop.set()

@@ -114,25 +114,10 @@ class CarerNight:
         self.rec.publish(self.layout.device_events(HZC.id, device), ev.model_dump(mode="json"))
 
     def dispatch(self, typ: str, timeout: float = 20, **match: object) -> dict[str, Any]:
-        return self.rec.wait(
-            lambda m: (
-                m.topic.endswith(f"/carers/{CARER}/dispatch")
-                and m.body.get("type") == typ
-                and all(m.body.get(k) == v for k, v in match.items())
-            ),
-            timeout,
-            f"{typ} to {CARER} {match}",
-        ).body
+        return self.rec.wait_dispatch(CARER, typ, timeout, **match)
 
     def dispatched(self, typ: str, **match: object) -> list[dict[str, Any]]:
-        return [
-            m.body
-            for m in self.rec.matching(
-                lambda m: (
-                    m.body.get("type") == typ and all(m.body.get(k) == v for k, v in match.items())
-                )
-            )
-        ]
+        return self.rec.dispatched(CARER, typ, **match)
 
     def close(self) -> None:
         self.rec.close()
