@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint types services services-stop stop venv clean-venv browser
+ .PHONY: demo test test-faults check lint types services services-stop stop venv clean-venv browser
 
 venv: $(STAMP)
 
@@ -38,7 +38,11 @@ browser:
 	@bash scripts/browser.sh ensure
 
 test: venv services browser
-	@$(BIN)/pytest -q
+	@$(BIN)/pytest -q --ignore=tests/faults
+
+# Bounded fault runs (broker kills, fuzzing at volume): CI runs them after `make test`.
+test-faults: venv services
+	@$(BIN)/pytest -q tests/faults
 
 lint: venv
 	@$(BIN)/ruff check .
