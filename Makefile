@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
- .PHONY: demo test test-faults check lint types services services-stop stop venv clean-venv browser
+.PHONY: demo test test-faults check lint types services services-stop stop venv clean-venv browser
 
 venv: $(STAMP)
 
