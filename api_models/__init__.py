@@ -39,6 +39,7 @@ from api_models.carer_page import (
 )
 from api_models.carers import Carer, CarerStatusIn, Position
 from api_models.common import Accepted, Shape, Status
+from api_models.credentials import Account, DevCredentials, load_dev_credentials
 from api_models.devices import MaintenanceAccepted, MaintenanceIn
 from api_models.health import ClockReading, Health, IngestStats, Readiness
 from api_models.records import DeadLetterRow, DeviceEventRow
@@ -47,6 +48,7 @@ from api_models.streams import Alert
 __all__ = [
     "PRIORITY_RANK",
     "Accepted",
+    "Account",
     "ActionAccepted",
     "ActionIn",
     "Alarm",
@@ -64,6 +66,7 @@ __all__ = [
     "Deadline",
     "Decision",
     "DecisionRecord",
+    "DevCredentials",
     "DeviceEventRow",
     "DispatchOffer",
     "Health",
@@ -85,4 +88,5 @@ __all__ = [
     "UserIn",
     "UserOut",
     "UserReset",
+    "load_dev_credentials",
 ]

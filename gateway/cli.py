@@ -17,6 +17,7 @@ from rich.table import Table
 from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
+from gateway.users_cli import api_client, issue_tokens, users_app
 from simulator.cli import run as simulate_run
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ carers_app = typer.Typer(
     help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
 )
 app.add_typer(carers_app, name="carers")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -188,8 +190,9 @@ def events(
     settings = _settings()
     base = url or f"http://{settings.http.host}:{settings.http.port}"
     try:
-        rows = httpx.get(f"{base}/api/v1/events", params={"limit": limit}, timeout=10).json()
-        stats = httpx.get(f"{base}/api/v1/ingest", timeout=10).json()
+        with api_client(base, settings) as http:
+            rows = http.get("/api/v1/events", params={"limit": limit}).json()
+            stats = http.get("/api/v1/ingest").json()
     except httpx.HTTPError as exc:
         err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
         raise typer.Exit(1) from exc
@@ -212,35 +215,7 @@ def events(
     )
 
 
-@carers_app.command("issue-tokens")
-def issue_tokens(
-    scheme: Annotated[Path, typer.Option("--scheme", "-s")] = Path(
-        "examples/hazelhurst-court.yaml"
-    ),
-    carer: Annotated[list[str] | None, typer.Option(help="Only these carer ids.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Default: TELECARE_CARER_AUTH__FILE.")] = None,
-) -> None:
-    """Issue new sign-in tokens; shown once here, only their hashes are stored."""
-    from responders.credentials import CredentialStore
-
-    path = out or _settings().carer_auth.file
-    s = load_scheme(scheme)
-    ids = carer or [c.id for c in s.carers]
-    unknown = [c for c in ids if s.carer(c) is None]
-    if unknown:
-        err.print(f"[red]no such carer in {s.id}[/red]: {', '.join(unknown)}")
-        raise typer.Exit(2)
-    store = CredentialStore.load(path)
-    tokens = store.issue(s.id, ids)
-    store.save(path)
-    table = Table(title=f"Carer sign-in tokens for {s.id} (shown once; hashes in {path})")
-    table.add_column("carer")
-    table.add_column("name")
-    table.add_column("token")
-    for cid, token in tokens.items():
-        c = s.carer(cid)
-        table.add_row(cid, c.display_name if c else "", token)
-    console.print(table)
+carers_app.command("issue-tokens")(issue_tokens)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,6 @@ class JournalSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8470
-    # Bearer token for control-room changes (carer status, maintenance mode). Required in
-    # production; optional on a loopback development gateway.
-    control_token: SecretStr | None = None
 
 
 class IngestSettings(BaseModel):
@@ -88,9 +85,21 @@ class EngineSettings(BaseModel):
     )
 
 
-class CarerAuthSettings(BaseModel):
-    file: Path = Path("var/carer-credentials.json")
-    cookie_secure: bool = False  # set true behind HTTPS in production
+class AuthSettings(BaseModel):
+    """Accounts, sessions and sign-in limits (docs/security.md)."""
+
+    # Accounts, sessions and the audit outbox: keep it beside the journal, outside the repo.
+    store: Path = Path("var/auth.sqlite3")
+    # Development and test only: the first start creates a development admin and control-room
+    # account and writes their secrets here (0600) for `make demo` and the TUI.
+    dev_credentials_file: Path = Path("var/dev-credentials.json")
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    session_idle_s: int = Field(default=2 * 3600, ge=60)
+    # Secure cookies: always in production (behind HTTPS); None means "in production only".
+    cookie_secure: bool | None = None
+    max_account_failures: int = Field(default=5, ge=1)
+    max_address_failures: int = Field(default=20, ge=1)
+    failure_window_s: int = Field(default=900, ge=1)
 
 
 class Settings(BaseSettings):
@@ -108,7 +117,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     clock: ClockSettings = ClockSettings()
     engine: EngineSettings = EngineSettings()
-    carer_auth: CarerAuthSettings = CarerAuthSettings()
+    auth: AuthSettings = AuthSettings()
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
@@ -120,9 +129,8 @@ class Settings(BaseSettings):
                     "TELECARE_DB__DSN uses the development database password; "
                     "set the production role's own password in TELECARE_DB__DSN"
                 )
-            token = self.http.control_token
-            if token is None or len(token.get_secret_value()) < 16:
-                raise ValueError("set TELECARE_HTTP__CONTROL_TOKEN (16+ characters) in production")
+            if self.auth.cookie_secure is False:
+                raise ValueError("TELECARE_AUTH__COOKIE_SECURE cannot be false in production")
         return self
 
 

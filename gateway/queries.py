@@ -6,14 +6,17 @@ away, and a read then fails fast with ``DatabaseUnavailable`` (HTTP 503) instead
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from api_models import DeadLetterRow, Decision, DeviceEventRow, TimelineRow
+from api_models import AuditEntry, DeadLetterRow, Decision, DeviceEventRow, TimelineRow
 from gateway.api.ports import DatabaseUnavailable, NotAnId
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ class Pool:
                 name="api",
             )
         )
+
+    def connection(
+        self,
+    ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[dict[str, Any]]]:
+        return self._pool.connection(timeout=self.timeout_s)
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
@@ -91,6 +99,9 @@ class Queries:
         )
         return [DeadLetterRow.model_validate(r) for r in rows]
 
+    async def audit(self, limit: int, username: str | None, action: str | None) -> list[AuditEntry]:
+        return await read_audit(self.pool, limit, username, action)
+
     async def alarm_history(self, alarm_id: str) -> tuple[list[TimelineRow], list[Decision]]:
         timeline = await self.pool.fetch(
             "SELECT at, step, priority, carer_id, occurred_at, received_at, detail"
@@ -106,3 +117,47 @@ class Queries:
             [TimelineRow.model_validate(r) for r in timeline],
             [Decision.model_validate(r) for r in decisions],
         )
+
+
+_AUDIT_COLUMNS = "entry_id, at, username, role, action, target, outcome, address, detail, source"
+
+
+async def write_audit(pool: Pool, entries: list[dict[str, Any]], role: str) -> None:
+    """Insert audit entries as ``role`` (INSERT-only), in one transaction."""
+    rows = [
+        (
+            e["entry_id"],
+            e["at"],
+            e.get("username"),
+            e.get("role"),
+            e["action"],
+            e.get("target"),
+            e["outcome"],
+            e.get("address"),
+            Jsonb(e.get("detail") or {}),
+            e.get("source") or "unknown",
+        )
+        for e in entries
+    ]
+    async with pool.connection() as conn, conn.transaction():
+        # The gateway's own login role owns the table; writing as the audit role means a bug
+        # or an injection here can add entries but never change or remove one.
+        await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES"
+                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id) DO NOTHING",
+                rows,
+            )
+
+
+async def read_audit(
+    pool: Pool, limit: int, username: str | None, action: str | None
+) -> list[AuditEntry]:
+    rows = await pool.fetch(
+        "SELECT at, username, role, action, target, outcome, address, detail FROM audit_log"
+        " WHERE (%s::text IS NULL OR username = %s) AND (%s::text IS NULL OR action = %s)"
+        " ORDER BY at DESC LIMIT %s",
+        (username, username, action, action, limit),
+    )
+    return [AuditEntry.model_validate(r) for r in rows]

@@ -16,18 +16,23 @@ from typing import Any
 import uvicorn
 from prometheus_client import generate_latest
 
-from api_models import IngestStats, Readiness
+from api_models import IngestStats, Readiness, Role
 from devices.decoders import Decoded, RecordType
 from devices.scheme import load_scheme
 from gateway.api import ApiDeps, create_app
+from gateway.api.deps import AuthContext
 from gateway.api.live import EngineLiveView
+from gateway.auth.audit import AUDIT_ROLE, AuditTrail
+from gateway.auth.bootstrap import ensure_dev_accounts
+from gateway.auth.limiter import Limits, SignInLimiter
+from gateway.auth.store import UserStore
 from gateway.clock import scaled
 from gateway.config import Settings
 from gateway.engine.shell import EngineService
 from gateway.ingest import Ingest
 from gateway.journal import Incoming, Journal
 from gateway.metrics import Metrics
-from gateway.queries import Pool, Queries
+from gateway.queries import Pool, Queries, write_audit
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
 from gateway.startup import StartupError
@@ -80,6 +85,19 @@ class Gateway:
         )
         self.ingest.on_committed.append(lambda _items: self.engine.wake.set())
         self.pool = Pool(settings.db.dsn.get_secret_value())
+        a = settings.auth
+        self.production = settings.environment == "production"
+        self.users = UserStore(a.store, a.session_ttl_s, a.session_idle_s)
+        self.audit = AuditTrail(self.users, settings.gateway_id)
+        limits = Limits(a.max_account_failures, a.max_address_failures, a.failure_window_s)
+        auth = AuthContext(
+            store=self.users,
+            limiter=SignInLimiter(limits),
+            audit=self.audit,
+            production=self.production,
+            cookie_secure=self.production if a.cookie_secure is None else a.cookie_secure,
+            session_ttl_s=a.session_ttl_s,
+        )
         live = EngineLiveView(
             self.engine, self.registry, self.clock, settings.engine.handset_timeout_s
         )
@@ -90,8 +108,26 @@ class Gateway:
                 inbox=self,
                 queries=Queries(self.pool, settings.gateway_id),
                 health=self,
+                auth=auth,
             )
         )
+
+    # ---- accounts and the audit trail ------------------------------------------------------
+
+    def _first_accounts(self) -> None:
+        if not self.production:
+            http = self.settings.http
+            url = f"http://{http.host}:{http.port}"
+            ensure_dev_accounts(
+                self.users, self.audit, self.settings.auth.dev_credentials_file, url
+            )
+        elif not self.users.any_enabled(Role.ADMIN):
+            log.warning(
+                "no admin account yet: create one with `telecare users add <name> --role admin`"
+            )
+
+    async def _write_audit(self, entries: list[dict[str, Any]]) -> None:
+        await write_audit(self.pool, entries, AUDIT_ROLE)
 
     # ---- the API's control inbox (gateway.api.ports.ControlInbox) --------------------------
 
@@ -158,6 +194,7 @@ class Gateway:
             self.journal.epoch,
             ", ".join(sorted(self.registry.schemes)),
         )
+        self._first_accounts()
         server = _Server(
             uvicorn.Config(
                 self.app, host=http.host, port=http.port, log_level="warning", lifespan="off"
@@ -170,16 +207,17 @@ class Gateway:
         await self.pool.open()
         try:
             async with asyncio.TaskGroup() as tg:
-                tasks = [
+                loops = [
                     tg.create_task(self.ingest.run(), name="ingest"),
                     tg.create_task(self.shipper.run(), name="shipper"),
                     tg.create_task(self.engine.run(), name="engine"),
-                    tg.create_task(server.serve(sockets=[sock]), name="http"),
+                    tg.create_task(self.audit.run(self._write_audit), name="audit"),
                 ]
+                tg.create_task(server.serve(sockets=[sock]), name="http")
                 await stop.wait()
                 log.info("stopping: unacknowledged messages stay with the broker")
                 server.should_exit = True
-                for t in tasks[:3]:
+                for t in loops:
                     t.cancel()
         finally:
             await self.pool.close()

@@ -13,7 +13,7 @@ from gateway.journal import EngineLogRow, JournalDeadLetter, JournalRecord
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = ("001_init.sql", "002_engine.sql")
+MIGRATIONS = ("001_init.sql", "002_engine.sql", "003_auth_audit.sql")
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:

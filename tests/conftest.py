@@ -18,6 +18,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api_models import Account, Role, load_dev_credentials
+from gateway.auth.store import UserStore, carer_username
 from gateway.config import Settings
 from simulator.gateway_proc import free_port, start_gateway
 
@@ -78,7 +80,11 @@ def database(services: Services) -> Iterator[str]:
 
 
 class GatewayProcess:
-    """``telecare gateway run`` as a real child process, as an operator would start it."""
+    """``telecare gateway run`` as a real child process, as an operator would start it.
+
+    ``api(role)`` is an ``httpx.Client`` signed in with an account of that role: the
+    development admin and control-room accounts the gateway created on its first start, or an
+    account of another role made in the gateway's account store for the test."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
@@ -86,6 +92,45 @@ class GatewayProcess:
         self.port = int(env["TELECARE_HTTP__PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._clients: dict[Role, httpx.Client] = {}
+
+    def store(self) -> UserStore:
+        return UserStore(Path(self.env["TELECARE_AUTH__STORE"]))
+
+    def account(
+        self, role: Role, carer: tuple[str, str] = ("hazelhurst-court", "cw-01")
+    ) -> Account:
+        """User name and secret of an account with ``role`` (made if need be)."""
+        if role in (Role.ADMIN, Role.CONTROL_ROOM):
+            creds = load_dev_credentials(Path(self.env["TELECARE_AUTH__DEV_CREDENTIALS_FILE"]))
+            assert creds is not None, "the gateway has not written its development accounts"
+            account = creds.account(role.value)
+            assert account is not None
+            return account
+        store = self.store()
+        if role is Role.CARER:
+            name = carer_username(*carer)
+            secret = store.reset(name) if store.get(name) else store.add(name, role, *carer)
+        else:
+            name = f"test-{role.value}"
+            secret = store.reset(name) if store.get(name) else store.add(name, role)
+        return Account(username=name, password=secret)
+
+    def sign_in(self, account: Account) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, timeout=10)
+        r = client.post(
+            "/api/v1/session", json={"username": account.username, "password": account.password}
+        )
+        assert r.status_code == 200, r.text
+        client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        client.cookies.clear()  # the bearer token alone: the cookie would mask a header bug
+        return client
+
+    def api(self, role: Role = Role.CONTROL_ROOM) -> httpx.Client:
+        """A client signed in as ``role`` (one per role, closed when the gateway stops)."""
+        if role not in self._clients:
+            self._clients[role] = self.sign_in(self.account(role))
+        return self._clients[role]
 
     def start(self, ready_timeout: float = 30.0) -> None:
         self.proc = start_gateway(self.env, self.log_path, self.url, ready_timeout)
@@ -99,6 +144,9 @@ class GatewayProcess:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         if self.proc is not None and self.proc.poll() is None:
             self.kill(signal.SIGTERM)
 
@@ -143,6 +191,8 @@ def gateway(services: Services, database: str, tmp_path: Path) -> Iterator[Gatew
             "TELECARE_JOURNAL__PATH": str(tmp_path / "journal.sqlite3"),
             "TELECARE_HTTP__PORT": str(free_port()),
             "TELECARE_INGEST__MAX_PAYLOAD_BYTES": "4096",
+            "TELECARE_AUTH__STORE": str(tmp_path / "auth.sqlite3"),
+            "TELECARE_AUTH__DEV_CREDENTIALS_FILE": str(tmp_path / "dev-credentials.json"),
         }
     )
     proc = GatewayProcess(env, tmp_path / "gateway.log")

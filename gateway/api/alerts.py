@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from gateway.api.deps import LiveDep, known_scheme
+from gateway.api.deps import AuthDep, LiveDep, known_scheme
+from gateway.api.security import OPERATIONS, allow, while_signed_in
+from gateway.auth.store import Session
 
 router = APIRouter(tags=["alerts"])
 
@@ -15,9 +19,16 @@ router = APIRouter(tags=["alerts"])
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Alerts as SSE."}},
 )
-async def alert_stream(live: LiveDep, scheme: str | None = None) -> StreamingResponse:
+async def alert_stream(
+    live: LiveDep,
+    auth: AuthDep,
+    me: Annotated[Session, allow(*OPERATIONS)],
+    scheme: str | None = None,
+) -> StreamingResponse:
     """Server-sent events: control-room alerts as they happen (all schemes by default).
-    Each ``event: alert`` carries an ``Alert``; ``ping`` every 15 s."""
+    Each ``event: alert`` carries an ``Alert``; ``ping`` every 15 s. Ends with the session."""
     known_scheme(live, scheme)
     key = f"control/{scheme}" if scheme else "control/*"
-    return StreamingResponse(live.stream(key, "alert"), media_type="text/event-stream")
+    return StreamingResponse(
+        while_signed_in(live.stream(key, "alert"), auth, me), media_type="text/event-stream"
+    )

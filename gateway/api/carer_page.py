@@ -1,19 +1,21 @@
 """The carer web page and its API under ``/carer``: sign-in, live dispatch (SSE), actions,
 presence.
 
-A carer signs in with their scheme, carer id and token (``telecare carers issue-tokens``); the
-page then holds an HttpOnly cookie and sees only their own offers and alarms. Actions and
-presence go through the same journal and engine as the MQTT handset protocol, so a page and a
-handset are interchangeable and every tap is on record.
+A carer signs in with their scheme, carer id and token (``telecare carers issue-tokens`` or
+``telecare users add``); the page then holds an HttpOnly session cookie (an opaque session id,
+never the token) and sees only their own offers and alarms. Actions and presence go through the
+same journal and engine as the MQTT handset protocol, so a page and a handset are
+interchangeable and every tap is on record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from importlib import resources
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import ValidationError
 
@@ -24,40 +26,36 @@ from api_models import (
     CarerPageState,
     CarerSignedIn,
     PresenceIn,
+    Role,
     Status,
 )
 from devices.decoders import RecordType
-from gateway.api.deps import InboxDep, LiveDep, api_deps
+from gateway.api.alarms import involves
+from gateway.api.deps import AuthDep, InboxDep, LiveDep
 from gateway.api.ports import ControlInbox, LiveView
-from responders.credentials import CredentialStore
+from gateway.api.security import (
+    allow,
+    check_secret,
+    clear_session_cookie,
+    client_address,
+    public,
+    set_session_cookie,
+    while_signed_in,
+)
+from gateway.auth.store import Session, carer_username
 from responders.protocol import HandsetAction, HandsetPresence, PresenceKind
-
-COOKIE = "telecare_carer"
 
 router = APIRouter(prefix="/carer", tags=["carer page"])
 
+Me = Annotated[Session, allow(Role.CARER)]
 
-def _creds(request: Request, reload: bool = False) -> CredentialStore:
-    state = request.app.state
-    if reload or getattr(state, "carer_creds", None) is None:
-        state.carer_creds = CredentialStore.load(api_deps(request).settings.carer_auth.file)
-    creds: CredentialStore = state.carer_creds
-    return creds
+WRONG = "wrong scheme, carer id or token"
 
 
-def who(
-    request: Request, live: LiveDep, telecare_carer: Annotated[str | None, Cookie()] = None
-) -> tuple[str, str]:
-    if not telecare_carer or ":" not in telecare_carer:
-        raise HTTPException(401, "sign in first")
-    ident, token = telecare_carer.rsplit(":", 1)
-    scheme, _, carer_id = ident.partition("/")
-    if live.scheme(scheme) is None or not _creds(request).verify(scheme, carer_id, token):
-        raise HTTPException(401, "your sign-in is no longer valid; sign in again")
-    return scheme, carer_id
-
-
-Me = Annotated[tuple[str, str], Depends(who)]
+def _ids(me: Session) -> tuple[str, str]:
+    # A carer account always has both (the store refuses one without them).
+    assert me.scheme is not None and me.carer_id is not None
+    return me.scheme, me.carer_id
 
 
 async def _presence(
@@ -75,75 +73,93 @@ async def _presence(
     )
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("", response_class=HTMLResponse, include_in_schema=False, dependencies=[public()])
 async def page() -> str:
     return resources.files("responders.web").joinpath("carer.html").read_text()
 
 
-@router.post("/api/login")
+@router.post("/api/login", dependencies=[public()])
 async def login(
-    body: CarerLoginIn, request: Request, response: Response, live: LiveDep, inbox: InboxDep
+    body: CarerLoginIn,
+    request: Request,
+    response: Response,
+    live: LiveDep,
+    inbox: InboxDep,
+    auth: AuthDep,
 ) -> CarerSignedIn:
-    """Sign in (checks the token) and start the shift on this device."""
-    creds = _creds(request, reload=True)  # pick up newly issued tokens
-    settings = api_deps(request).settings
+    """Sign in (checks the token) and start the shift on this device. An unknown scheme or
+    carer and a wrong token get the same 401; repeated failures get 429."""
+    username = carer_username(body.scheme, body.carer_id)
+    user = await check_secret(auth, request, username, body.token, "carer.sign_in")
     scheme = live.scheme(body.scheme)
-    if scheme is None or scheme.carer(body.carer_id) is None:
-        raise HTTPException(401, "unknown scheme or carer id")
-    if not creds.verify(body.scheme, body.carer_id, body.token):
-        raise HTTPException(401, "wrong token")
-    response.set_cookie(
-        COOKIE,
-        f"{body.scheme}/{body.carer_id}:{body.token}",
-        httponly=True,
-        samesite="strict",
-        secure=settings.carer_auth.cookie_secure,
-        path="/carer",
-    )
+    carer = scheme.carer(body.carer_id) if scheme else None
+    if user is None or user.role is not Role.CARER or carer is None:
+        raise HTTPException(401, WRONG)
+    address = client_address(request)
+    token, _expires = await asyncio.to_thread(auth.store.open_session, username, address)
+    set_session_cookie(response, auth, token)
+    await auth.audit.arecord("carer.sign_in", username=username, role="carer", address=address)
     await _presence(live, inbox, body.scheme, body.carer_id, PresenceKind.LOGIN, None)
-    carer = scheme.carer(body.carer_id)
     return CarerSignedIn(
-        scheme=body.scheme,
-        carer_id=body.carer_id,
-        display_name=carer.display_name if carer else body.carer_id,
+        scheme=body.scheme, carer_id=body.carer_id, display_name=carer.display_name
     )
 
 
 @router.post("/api/logout")
-async def logout(me: Me, response: Response, live: LiveDep, inbox: InboxDep) -> Status:
-    await _presence(live, inbox, me[0], me[1], PresenceKind.LOGOUT, None)
-    response.delete_cookie(COOKIE, path="/carer")
+async def logout(
+    me: Me, request: Request, response: Response, live: LiveDep, inbox: InboxDep, auth: AuthDep
+) -> Status:
+    """End the shift on this device and the session (the cookie stops working at once)."""
+    scheme, carer_id = _ids(me)
+    await _presence(live, inbox, scheme, carer_id, PresenceKind.LOGOUT, None)
+    await asyncio.to_thread(auth.store.end_session, me.id_hash)
+    clear_session_cookie(response, auth)
+    await auth.audit.arecord(
+        "carer.sign_out", username=me.username, role="carer", address=client_address(request)
+    )
     return Status(status="signed out")
 
 
 @router.post("/api/presence", status_code=202)
 async def post_presence(me: Me, body: PresenceIn, live: LiveDep, inbox: InboxDep) -> Status:
     """Heartbeat (the page sends one every 30 s) or a check-in at a flat."""
+    scheme_id, carer_id = _ids(me)
     if body.flat is not None:
-        scheme = live.scheme(me[0])
+        scheme = live.scheme(scheme_id)
         if scheme is None or scheme.flat(body.flat) is None:
-            raise HTTPException(422, f"no flat {body.flat!r} in {me[0]}")
-    await _presence(live, inbox, me[0], me[1], body.what, body.flat)
+            raise HTTPException(422, f"no flat {body.flat!r} in {scheme_id}")
+    await _presence(live, inbox, scheme_id, carer_id, body.what, body.flat)
     return Status(status="accepted")
 
 
 @router.post("/api/actions", status_code=202)
 async def post_action(me: Me, body: ActionIn, live: LiveDep, inbox: InboxDep) -> ActionAccepted:
-    """Accept, decline, arrived or resolved; the result arrives on the stream."""
+    """Accept, decline, arrived or resolved; the result arrives on the stream. An alarm this
+    carer was never offered is refused here (403); anything else goes to the engine, which
+    answers a stale or withdrawn offer on the stream."""
+    scheme, carer_id = _ids(me)
+    alarm = live.alarm(body.alarm_id)
+    if alarm is not None and not involves(alarm, scheme, carer_id):
+        raise HTTPException(403, "this alarm was not offered to you and you do not hold it")
     try:
         fields = body.model_dump(exclude_none=True, exclude={"action_id"})
         msg = HandsetAction(action_id=body.action_id or uuid.uuid4(), at=live.clock().now, **fields)
     except ValidationError as exc:
         raise HTTPException(422, exc.errors()[0]["msg"]) from exc
-    data = {**msg.model_dump(mode="json"), "carer_id": me[1]}
-    await inbox.submit_carer(me[0], RecordType.ACTION, f"{me[0]}/{me[1]}/{msg.action_id}", data)
+    data = {**msg.model_dump(mode="json"), "carer_id": carer_id}
+    await inbox.submit_carer(
+        scheme, RecordType.ACTION, f"{scheme}/{carer_id}/{msg.action_id}", data
+    )
     return ActionAccepted(action_id=str(msg.action_id))
 
 
 @router.get("/api/state")
 async def state(me: Me, live: LiveDep) -> CarerPageState:
     """Everything this carer should see now: live offers and alarms they hold."""
-    return live.carer_page(me[0], me[1])
+    scheme, carer_id = _ids(me)
+    if live.scheme(scheme) is None:
+        raise HTTPException(403, f"scheme {scheme!r} is not served by this gateway")
+    return live.carer_page(scheme, carer_id)
 
 
 @router.get(
@@ -151,10 +167,12 @@ async def state(me: Me, live: LiveDep) -> CarerPageState:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Dispatch as SSE."}},
 )
-async def stream(me: Me, live: LiveDep) -> StreamingResponse:
-    """Server-sent events: this carer's dispatch messages as they happen."""
+async def stream(me: Me, live: LiveDep, auth: AuthDep) -> StreamingResponse:
+    """Server-sent events: this carer's dispatch messages as they happen; ends with the
+    session."""
+    scheme, carer_id = _ids(me)
     return StreamingResponse(
-        live.stream(f"{me[0]}/{me[1]}", "dispatch"),
+        while_signed_in(live.stream(f"{scheme}/{carer_id}", "dispatch"), auth, me),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from api_models import ClockReading
 from gateway.api.deps import LiveDep
+from gateway.api.security import ALL_ROLES, allow
 
 router = APIRouter(tags=["clock"])
 
 
-@router.get("/api/v1/clock")
+@router.get("/api/v1/clock", dependencies=[allow(*ALL_ROLES)])
 async def clock(live: LiveDep) -> ClockReading:
     """The gateway's scheme clock: now, speed and anchor."""
     return live.clock()

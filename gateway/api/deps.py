@@ -8,7 +8,22 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from gateway.api.ports import ControlInbox, HealthView, LiveView, Queries
+from gateway.auth.audit import AuditTrail
+from gateway.auth.limiter import SignInLimiter
+from gateway.auth.store import UserStore
 from gateway.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    """Accounts and sessions, the sign-in limiter and the audit trail."""
+
+    store: UserStore
+    limiter: SignInLimiter
+    audit: AuditTrail
+    production: bool
+    cookie_secure: bool
+    session_ttl_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +33,7 @@ class ApiDeps:
     inbox: ControlInbox
     queries: Queries
     health: HealthView
+    auth: AuthContext
 
 
 def api_deps(request: Request) -> ApiDeps:
@@ -45,11 +61,16 @@ def _settings(request: Request) -> Settings:
     return api_deps(request).settings
 
 
+def _auth(request: Request) -> AuthContext:
+    return api_deps(request).auth
+
+
 LiveDep = Annotated[LiveView, Depends(_live)]
 InboxDep = Annotated[ControlInbox, Depends(_inbox)]
 QueriesDep = Annotated[Queries, Depends(_queries)]
 HealthDep = Annotated[HealthView, Depends(_health)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+AuthDep = Annotated[AuthContext, Depends(_auth)]
 
 
 def known_scheme(live: LiveView, scheme: str | None) -> None:

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from api_models import MaintenanceAccepted, MaintenanceIn
-from gateway.api.deps import InboxDep, LiveDep
-from gateway.api.security import control
+from gateway.api.deps import AuthDep, InboxDep, LiveDep
+from gateway.api.security import OPERATIONS, allow, client_address
+from gateway.auth.store import Session
 
 router = APIRouter(tags=["devices"])
 
 
-@router.post(
-    "/api/v1/devices/{scheme}/{device_id}/maintenance",
-    status_code=202,
-    dependencies=[Depends(control)],
-)
+@router.post("/api/v1/devices/{scheme}/{device_id}/maintenance", status_code=202)
 async def set_maintenance(
-    scheme: str, device_id: str, body: MaintenanceIn, live: LiveDep, inbox: InboxDep
+    scheme: str,
+    device_id: str,
+    body: MaintenanceIn,
+    live: LiveDep,
+    inbox: InboxDep,
+    auth: AuthDep,
+    request: Request,
+    me: Annotated[Session, allow(*OPERATIONS)],
 ) -> MaintenanceAccepted:
     """Put a device in test/maintenance mode (it will not page) for some minutes; 0 ends it."""
     s = live.scheme(scheme)
@@ -35,6 +40,15 @@ async def set_maintenance(
             "op": "device_mode",
             "device_id": device_id,
             "until": until.isoformat() if until else None,
+            "by": me.username,
         },
+    )
+    await auth.audit.arecord(
+        "device.maintenance",
+        username=me.username,
+        role=me.role.value,
+        target=f"{scheme}/{device_id}",
+        address=client_address(request),
+        detail={"minutes": minutes, "until": until.isoformat() if until else None},
     )
     return MaintenanceAccepted(until=until)

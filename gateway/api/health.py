@@ -7,8 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api_models import Health, Readiness
 from gateway.api.deps import HealthDep
+from gateway.api.security import public
 
-router = APIRouter(tags=["health"])
+# Open to probes and scrapers: no personal data here (counts, states, no names or ids).
+router = APIRouter(tags=["health"], dependencies=[public()])
 
 
 @router.get("/healthz")

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from api_models import (
     Alarm,
+    AuditEntry,
     Carer,
     CarerPageState,
     ClockReading,
@@ -70,6 +71,10 @@ class Queries(Protocol):
     async def events(self, scheme: str | None, limit: int) -> list[DeviceEventRow]: ...
 
     async def dead_letters(self, limit: int) -> list[DeadLetterRow]: ...
+
+    async def audit(
+        self, limit: int, username: str | None, action: str | None
+    ) -> list[AuditEntry]: ...
 
     async def alarm_history(self, alarm_id: str) -> tuple[list[TimelineRow], list[Decision]]: ...
 

@@ -6,22 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api_models import DeadLetterRow, DeviceEventRow, IngestStats
+from api_models import DeadLetterRow, DeviceEventRow, IngestStats, Role
 from gateway.api.deps import HealthDep, LiveDep, QueriesDep, known_scheme
 from gateway.api.ports import DatabaseUnavailable
+from gateway.api.security import OPERATIONS, allow
 
 router = APIRouter(tags=["records"])
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest first.")]
 
 
-@router.get("/api/v1/ingest")
+@router.get("/api/v1/ingest", dependencies=[allow(Role.CONTROL_ROOM, Role.MANAGER, Role.ADMIN)])
 async def ingest_stats(health: HealthDep) -> IngestStats:
     """Journal heads, what has been shipped, and the schemes served."""
     return health.ingest_stats()
 
 
-@router.get("/api/v1/events")
+@router.get("/api/v1/events", dependencies=[allow(*OPERATIONS)])
 async def events(
     live: LiveDep, queries: QueriesDep, limit: Limit = 50, scheme: str | None = None
 ) -> list[DeviceEventRow]:
@@ -33,7 +34,7 @@ async def events(
         raise HTTPException(503, f"database unavailable: {exc}") from exc
 
 
-@router.get("/api/v1/dead-letters")
+@router.get("/api/v1/dead-letters", dependencies=[allow(*OPERATIONS)])
 async def dead_letters(queries: QueriesDep, limit: Limit = 50) -> list[DeadLetterRow]:
     """Recent dead letters with their reasons (payloads are not returned)."""
     try:

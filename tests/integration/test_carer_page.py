@@ -26,9 +26,9 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from api_models import Role
 from devices.events import DeviceEvent, EventKind
 from devices.topics import TopicLayout
-from responders.credentials import CredentialStore
 from tests.conftest import REPO, GatewayEnv, Services, wait_for
 from tests.engine_helpers import HZC, NIGHT, device_in
 from tests.mqtt_helpers import Recorder
@@ -78,10 +78,7 @@ class CarerNight:
     def __init__(self, services: Services, gw: GatewayEnv, tmp_path: Path) -> None:
         self.gw = gw
         self.anchor = time.time()
-        creds = tmp_path / "carer-credentials.json"
-        store = CredentialStore()
-        self.token = store.issue(HZC.id, [CARER])[CARER]
-        store.save(creds)
+        self.token = gw.process.account(Role.CARER, (HZC.id, CARER)).password
         gw.process.env.update(
             {
                 "TELECARE_CLOCK__SPEED": str(SPEED),
@@ -90,7 +87,6 @@ class CarerNight:
                 "TELECARE_ENGINE__TICK_S": "5",
                 # 600 scheme s = 120 s real: the offer stays live while the test works the page.
                 "TELECARE_ENGINE__OFFER_TIMEOUT_S": "600",
-                "TELECARE_CARER_AUTH__FILE": str(creds),
             }
         )
         self.layout = TopicLayout(gw.topic_root, gw.zigbee_root)

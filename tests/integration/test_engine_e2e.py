@@ -7,9 +7,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
+from api_models import Role
 from devices.events import DeviceEvent, EventKind
 from devices.registry import DeviceType
 from tests.conftest import GatewayEnv, Services, wait_for
@@ -120,7 +120,7 @@ def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: Ga
         resident = resident_with("high_risk")
         hub = device_in(resident.flat, DeviceType.HUB)
         gateway.process.start()
-        clock = httpx.get(f"{gateway.process.url}/api/v1/clock").json()
+        clock = gateway.process.api(Role.CONTROL_ROOM).get("/api/v1/clock").json()
         ready_at = datetime.fromisoformat(clock["now"])  # scheme time, just after start-up
         alert = n.rec.wait(
             lambda m: (

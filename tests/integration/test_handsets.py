@@ -10,6 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 
+from api_models import Role
 from tests.conftest import GatewayEnv
 from tests.engine_helpers import device_in
 from tests.integration.night import Night
@@ -43,7 +44,7 @@ def test_press_reaches_only_the_nearest_carer_and_stale_accept_is_rejected(
         20,
         "duplicate accept answered as harmless",
     )
-    alarms = httpx.get(f"{gateway.process.url}/api/v1/alarms").json()
+    alarms = gateway.process.api(Role.CONTROL_ROOM).get("/api/v1/alarms").json()
     [a] = [x for x in alarms if x["alarm_id"] == alarm_id]
     assert a["state"] == "accepted" and a["accepted_by"] == ["cw-02"]
     assert len(night.offers_to("cw-01")) == 1 and len(night.offers_to("cw-02")) == 1
@@ -57,7 +58,8 @@ def test_silent_handset_drops_out_of_routing_and_control_room_is_told(
 
     def read_alert_stream() -> None:
         url = f"{gateway.process.url}/api/v1/alerts/stream"
-        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
+        api = gateway.process.api(Role.CONTROL_ROOM)
+        with api.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as r:
             for line in r.iter_lines():
                 sse.append(line)
                 if "handset_silent" in line:
@@ -77,7 +79,7 @@ def test_silent_handset_drops_out_of_routing_and_control_room_is_told(
     # Handset timeout is 120 scheme-s and ticks every 5 (judged from the alert's scheme stamp).
     told = (datetime.fromisoformat(str(alert.body["at"])) - logged_in_at).total_seconds()
     assert 120 <= told <= 120 + 5 + 25, f"told after {told:.0f}s of scheme time"
-    carers = httpx.get(f"{gateway.process.url}/api/v1/carers").json()
+    carers = gateway.process.api(Role.CONTROL_ROOM).get("/api/v1/carers").json()
     cw01 = next(c for c in carers if c["carer_id"] == "cw-01")
     assert cw01["routable"] is False and cw01["reason"] == "handset silent"
     night.press(device_in("A-013"))

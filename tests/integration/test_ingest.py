@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from api_models import Role
 from devices.scheme import load_scheme
 from devices.topics import TopicLayout
 from simulator.publisher import Publisher, event_stream
@@ -145,7 +146,7 @@ def test_bad_input_is_dead_lettered_with_reason_and_counted(
     assert oversized is not None and oversized[0] > 8000 and oversized[1] <= 2048
     # The loop is still alive and the API explains what happened.
     assert httpx.get(f"{gateway.process.url}/readyz").status_code == 200
-    api = httpx.get(f"{gateway.process.url}/api/v1/dead-letters").json()
+    api = gateway.process.api(Role.CONTROL_ROOM).get("/api/v1/dead-letters").json()
     assert {r["reason"] for r in api} == set(expected)
 
 
