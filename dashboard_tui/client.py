@@ -61,7 +61,9 @@ StreamItem = Alert | Heartbeat
 class GatewayClient:
     """Owns one ``httpx.AsyncClient``; use as ``async with GatewayClient(url) as gw:``.
 
-    ``transport`` lets tests serve canned responses (``httpx.MockTransport``).
+    With ``username`` and ``password`` it signs in (``POST /api/v1/session``) before its first
+    request and again when the gateway says the session has ended; with ``token`` it uses
+    that session as it is. ``transport`` lets tests serve canned responses.
     """
 
     def __init__(
@@ -71,12 +73,32 @@ class GatewayClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 5.0,
         token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url, transport=transport, timeout=timeout_s, headers=headers
         )
+        self._login = (username, password) if username and password else None
+        self._signed_in = token is not None
+
+    async def sign_in(self) -> None:
+        """A new session for the configured account (``GatewayRefused`` if refused)."""
+        if self._login is None:
+            return
+        path = "/api/v1/session"
+        user, password = self._login
+        try:
+            resp = await self._http.post(path, json={"username": user, "password": password})
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(path, _describe(exc)) from exc
+        if resp.status_code != 200:
+            raise GatewayRefused(path, _error_detail(resp), resp.status_code)
+        self._http.headers["Authorization"] = f"Bearer {resp.json()['token']}"
+        self._http.cookies.clear()
+        self._signed_in = True
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -129,8 +151,12 @@ class GatewayClient:
         """
         path = "/api/v1/alerts/stream"
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
+        if self._login is not None and not self._signed_in:
+            await self.sign_in()
         try:
             async with self._http.stream("GET", path, timeout=timeout) as resp:
+                if resp.status_code == 401:
+                    self._signed_in = False  # the next connection signs in again
                 if resp.status_code != 200:
                     raise GatewayRefused(path, f"HTTP {resp.status_code}", resp.status_code)
                 async for event, data in _sse_events(resp.aiter_lines()):
@@ -160,8 +186,14 @@ class GatewayClient:
         params: dict[str, str] | None = None,
         json: Any = None,
     ) -> Any:
+        if self._login is not None and not self._signed_in:
+            await self.sign_in()
         try:
             resp = await self._http.request(method, path, params=params, json=json)
+            if resp.status_code == 401 and self._login is not None:
+                # The session ended (expiry, a restart of the store): sign in once and retry.
+                await self.sign_in()
+                resp = await self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
             raise GatewayUnreachable(path, _describe(exc)) from exc
         if resp.status_code not in ok:

@@ -10,6 +10,9 @@ LOG=$RUN/gateway.log
 mkdir -p "$RUN"
 export TELECARE_SCHEMES=${TELECARE_SCHEMES:-'["examples/hazelhurst-court.yaml"]'}
 PORT=${TELECARE_HTTP__PORT:-8470}
+# The development accounts the gateway creates on its first start (outside the repository).
+CREDS=${TELECARE_AUTH__DEV_CREDENTIALS_FILE:-var/dev-credentials.json}
+export TELECARE_AUTH__DEV_CREDENTIALS_FILE=$CREDS
 
 running() { [[ -f $PID ]] && kill -0 "$(cat "$PID")" 2>/dev/null; }
 
@@ -33,6 +36,15 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "demo: gateway not ready"; tail -20 "$LOG"; exit 1; }
 
+if [[ -f $CREDS ]]; then
+  echo "demo: development accounts (admin and control room) are in $CREDS"
+else
+  echo "demo: no $CREDS: this gateway's accounts were made before; reset one with"
+  echo "      .venv/bin/telecare users reset dev-control   (and pass it as TELECARE_API_USER/PASSWORD)"
+fi
+# `telecare events` and the TUI sign in with the control-room account from that file.
+API_USER=dev-control
+
 echo "demo: publishing 300 device events from Hazelhurst Court's pendants, hubs and sensors"
 "$BIN/telecare" simulate stream --count 300 --rate 150 --seed "$RANDOM"
 sleep 1.5
@@ -52,9 +64,13 @@ The gateway is still running (pid $(cat "$PID")):
   health   http://127.0.0.1:$PORT/readyz
   metrics  http://127.0.0.1:$PORT/metrics
   API      http://127.0.0.1:$PORT/docs
+  accounts:      $CREDS (development admin and control room; docs/security.md)
   more events:   .venv/bin/telecare simulate stream --count 100
   latest events: .venv/bin/telecare events
-  live alarms:   curl -s http://127.0.0.1:$PORT/api/v1/alarms
+  live alarms:   TOKEN=\$(curl -s -X POST http://127.0.0.1:$PORT/api/v1/session \\
+                   -H 'Content-Type: application/json' \\
+                   -d '{"username": "$API_USER", "password": "<from $CREDS>"}' | jq -r .token)
+                 curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$PORT/api/v1/alarms
   carer page:    .venv/bin/telecare carers issue-tokens --carer cw-01, then open
                  http://127.0.0.1:$PORT/carer and sign in as hazelhurst-court / cw-01
   other nights:  .venv/bin/telecare simulate run --scenario hazelhurst-one-carer-sick --speed 300
@@ -66,5 +82,5 @@ MSG
 if [[ -t 0 && -t 1 && ${DEMO_TUI:-1} != 0 ]]; then
   echo "demo: opening the control-room TUI in 3 s (q to quit it; the gateway keeps running)"
   sleep 3
-  .venv/bin/python -m dashboard_tui --url "http://127.0.0.1:$PORT"
+  .venv/bin/python -m dashboard_tui --url "http://127.0.0.1:$PORT" --credentials "$CREDS"
 fi

@@ -33,8 +33,8 @@ class SimClock:
         )
 
     @classmethod
-    def fetch(cls, base_url: str) -> SimClock:
-        r = httpx.get(f"{base_url}/api/v1/clock", timeout=5)
+    def fetch(cls, base_url: str, headers: dict[str, str] | None = None) -> SimClock:
+        r = httpx.get(f"{base_url}/api/v1/clock", timeout=5, headers=headers)
         r.raise_for_status()
         return cls.from_api(r.json())
 

@@ -78,6 +78,7 @@ class GatewayChild:
         self.zigbee_root = f"simz{self.tag}"
         self.gateway_id = f"sim-{self.tag}"
         self.log_path = self.workdir / "gateway.log"
+        self.credentials_file = self.workdir / "dev-credentials.json"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -102,6 +103,8 @@ class GatewayChild:
                 "TELECARE_CLOCK__START": self.start_utc.isoformat(),
                 "TELECARE_CLOCK__ANCHOR": repr(self.anchor_real),
                 "TELECARE_ENGINE__TICK_S": repr(self.tick_s),
+                "TELECARE_AUTH__STORE": str(self.workdir / "auth.sqlite3"),
+                "TELECARE_AUTH__DEV_CREDENTIALS_FILE": str(self.credentials_file),
             }
         )
         env.update(self.extra_env)

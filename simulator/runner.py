@@ -26,6 +26,7 @@ from devices.scheme import Scheme, load_scheme
 from devices.topics import TopicLayout
 from responders.models import ShiftRole
 from simulator import wire
+from simulator.api_session import api_headers
 from simulator.clock import SimClock
 from simulator.gateway_proc import DEFAULT_DSN, GatewayChild
 from simulator.handsets import Handset, World
@@ -241,7 +242,13 @@ class Sim:
             "dup": len(self.world.duplicates),
         }
 
-    async def play(self, plan: list[Planned], base_url: str, progress: Progress | None) -> None:
+    async def play(
+        self,
+        plan: list[Planned],
+        base_url: str,
+        progress: Progress | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         total = self.scn.duration_s
 
         async def ticker() -> None:
@@ -257,14 +264,14 @@ class Sim:
                 await self.clock.sleep_until(self.start + timedelta(seconds=p.at_s))
                 await self.perform(p)
             await self.clock.sleep_until(self.start + timedelta(seconds=total))
-            await self.drain(base_url)
+            await self.drain(base_url, headers)
         finally:
             tick.cancel()
 
-    async def drain(self, base_url: str) -> None:
+    async def drain(self, base_url: str, headers: dict[str, str] | None = None) -> None:
         """Until the gateway holds no open alarm and every handset is idle (or ``drain_s``)."""
         end = self.clock.now() + timedelta(seconds=self.scn.drain_s)
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=5, headers=headers) as http:
             while self.clock.now() < end:
                 open_alarms = (await http.get(f"{base_url}/api/v1/alarms")).json()
                 busy = [h for h in self.world.handsets.values() if h.busy not in (None, "visit")]
@@ -284,7 +291,12 @@ def _zigbee_id(name: str, last_seen: str, kind: EventKind) -> uuid.UUID:
 
 
 async def _wait_shipped(
-    base_url: str, dsn: str, gateway_id: str, until: datetime, limit_s: float = 60
+    base_url: str,
+    dsn: str,
+    gateway_id: str,
+    until: datetime,
+    limit_s: float = 60,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Until the shipper has copied every journal record and dead letter, and the engine log
     rows in the database have stopped growing."""
@@ -294,7 +306,7 @@ async def _wait_shipped(
     last = -1
     stable = 0
     targets: dict[str, int] | None = None
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=5, headers=headers) as http:
         while time.monotonic() < deadline:
             s = (await http.get(f"{base_url}/api/v1/ingest")).json()
             targets = targets or s["journal_head"]  # what had arrived when the run ended
@@ -325,6 +337,7 @@ async def run_async(
     start_utc = scn.start.replace(tzinfo=scheme.tz).astimezone(UTC)
     dsn = opts.dsn or DEFAULT_DSN
     child: GatewayChild | None = None
+    headers: dict[str, str] | None = None
     started = time.monotonic()
     if opts.gateway_url is None:
         anchor = time.time() + opts.lead_real_s
@@ -344,8 +357,9 @@ async def run_async(
     else:
         base_url = opts.gateway_url.rstrip("/")
         layout = TopicLayout(opts.topic_root, opts.zigbee_root)
-        clock = await asyncio.to_thread(SimClock.fetch, base_url)
-        async with httpx.AsyncClient(timeout=5) as http:
+        headers = await asyncio.to_thread(api_headers, base_url)
+        clock = await asyncio.to_thread(SimClock.fetch, base_url, headers)
+        async with httpx.AsyncClient(timeout=5, headers=headers) as http:
             gateway_id = (await http.get(f"{base_url}/api/v1/ingest")).json()["gateway_id"]
     filters = [layout.carer(scheme.id, "+", "dispatch"), layout.control_alerts(scheme.id)]
     sim_holder: list[Sim] = []
@@ -361,13 +375,14 @@ async def run_async(
             beats = asyncio.create_task(sim.hub_heartbeats())
             if child is not None:
                 await asyncio.to_thread(child.start)
-                shared = await asyncio.to_thread(SimClock.fetch, base_url)
+                headers = await asyncio.to_thread(api_headers, base_url, child.credentials_file)
+                shared = await asyncio.to_thread(SimClock.fetch, base_url, headers)
                 drift = abs((shared.now() - clock.now()).total_seconds())
                 if drift > speed * 0.05:
                     raise RuntimeError(f"gateway clock differs from the run's by {drift:.1f} s")
                 clock = shared
             try:
-                await sim.play(plan, base_url, progress)
+                await sim.play(plan, base_url, progress, headers)
                 sim_end = clock.now()
                 for h in sim.world.handsets.values():
                     await h.logout()
@@ -375,7 +390,7 @@ async def run_async(
                     t.cancel()
                 await asyncio.gather(*sim.pending, return_exceptions=True)
                 # Hubs keep calling in until the verdict is taken, so the gateway stays quiet.
-                await _wait_shipped(base_url, dsn, gateway_id, sim_end)
+                await _wait_shipped(base_url, dsn, gateway_id, sim_end, headers=headers)
                 sim.rec.duplicates = sim.world.duplicates
                 sim.rec.errors = sim.world.errors
                 sim.rec.counts.update(sim.world.counts)

@@ -210,3 +210,10 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "con
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def role_clients(gateway: GatewayEnv) -> dict[Role, httpx.Client]:
+    """A started gateway and one signed-in ``httpx.Client`` per role (bearer token only)."""
+    gateway.process.start()
+    return {role: gateway.process.api(role) for role in Role}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from gateway.api import (
     alarms,
@@ -37,6 +38,12 @@ ROUTERS = (
 )
 
 
+def route_table() -> list[APIRoute]:
+    """Every route the gateway serves, with its full path and dependencies (for the access
+    check below and the role x route test)."""
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+
+
 def create_app(deps: ApiDeps) -> FastAPI:
     # The docs routes are our own (docs.py), so they sit behind the same rules as the rest.
     app = FastAPI(
@@ -45,5 +52,6 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.state.deps = deps
     for router in ROUTERS:
         app.include_router(router)
-    require_rules(app)
+    # Fail closed: every route has a rule, including any added on the app itself.
+    require_rules([*route_table(), *(r for r in app.router.routes if isinstance(r, APIRoute))])
     return app

@@ -63,6 +63,8 @@ BEGIN
         END IF;
         REVOKE ALL ON audit_log FROM telecare_audit_writer;
         GRANT INSERT ON audit_log TO telecare_audit_writer;
+        -- ON CONFLICT (entry_id) needs to read the key, and only the key (random uuids).
+        GRANT SELECT (entry_id) ON audit_log TO telecare_audit_writer;
     END IF;
 END
 $$;
