@@ -13,12 +13,13 @@ from pydantic import ValidationError
 from gateway.config import DEV_DB_PASSWORD, Settings
 from gateway.startup import describe, env_name
 
-TOKEN = "a-control-token-of-32-characters"
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20)
 
 
-def production(dsn: str, token: str | None = TOKEN) -> Settings:
-    return Settings(environment="production", db={"dsn": dsn}, http={"control_token": token})
+def production(dsn: str, cookie_secure: bool | None = None) -> Settings:
+    return Settings(
+        environment="production", db={"dsn": dsn}, auth={"cookie_secure": cookie_secure}
+    )
 
 
 @given(
@@ -68,14 +69,13 @@ def test_production_without_a_dsn_password_uses_pgpassword(monkeypatch: pytest.M
 
 def test_refusals_never_quote_a_secret() -> None:
     # pydantic's own text quotes the input of a model-level check (the settings as a dict, cut
-    # in the middle), which ends with the control token: the leak an operator reported.
-    token = secrets.token_urlsafe(9)  # 12 characters: too short for production
+    # in the middle), secrets included: the leak an operator reported.
     dsn_secret = secrets.token_urlsafe(16)
     with pytest.raises(ValidationError) as caught:
-        production(f"postgresql://telecare:{dsn_secret}@h/telecare", token=token)
+        production(f"postgresql://telecare:{dsn_secret}@h/telecare", cookie_secure=False)
     lines = describe(caught.value)
-    assert token not in "".join(lines)
-    assert lines == ["set TELECARE_HTTP__CONTROL_TOKEN (16+ characters) in production"]
+    assert dsn_secret not in "".join(lines)
+    assert lines == ["TELECARE_AUTH__COOKIE_SECURE cannot be false in production"]
 
     with pytest.raises(ValidationError) as caught:
         production(f"host=h password={dsn_secret} nonsense")

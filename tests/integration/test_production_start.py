@@ -58,8 +58,8 @@ def secrets_env(services: Services, tmp_path: Path) -> tuple[dict[str, str], lis
         {
             "TELECARE_ENVIRONMENT": "production",
             "TELECARE_DB__DSN": dsn,
-            "TELECARE_HTTP__CONTROL_TOKEN": token,
             "TELECARE_HTTP__PORT": str(free_port()),
+            "TELECARE_AUTH__STORE": str(tmp_path / "auth.sqlite3"),
             "TELECARE_MQTT__HOST": services.mqtt_host,
             "TELECARE_MQTT__PORT": str(services.mqtt_port),
             "TELECARE_MQTT__USERNAME": "gateway",
@@ -85,8 +85,7 @@ DEV_DSN = "postgresql://telecare:telecare@127.0.0.1:54330/telecare"
     ("change", "setting"),
     [
         ({"TELECARE_DB__DSN": DEV_DSN}, "TELECARE_DB__DSN"),
-        ({"TELECARE_HTTP__CONTROL_TOKEN": "{short}"}, "TELECARE_HTTP__CONTROL_TOKEN"),
-        ({"TELECARE_HTTP__CONTROL_TOKEN": None}, "TELECARE_HTTP__CONTROL_TOKEN"),
+        ({"TELECARE_AUTH__COOKIE_SECURE": "false"}, "TELECARE_AUTH__COOKIE_SECURE"),
         ({"TELECARE_DB__DSN": "host=db password={dbpw} nonsense"}, "TELECARE_DB__DSN"),
         ({"TELECARE_HTTP__PORT": "port-{token}"}, "TELECARE_HTTP__PORT"),
         ({"TELECARE_MQTT": '{{"password": "{mqttpw}", nope'}, "TELECARE_MQTT"),
@@ -97,8 +96,7 @@ DEV_DSN = "postgresql://telecare:telecare@127.0.0.1:54330/telecare"
     ],
     ids=[
         "dev-db-password",
-        "short-token",
-        "no-token",
+        "insecure-cookie",
         "bad-dsn",
         "bad-port",
         "bad-json",
@@ -161,7 +159,6 @@ def test_production_starts_with_the_telecare_role_and_a_real_password(
             "TELECARE_DB__DSN": urlunsplit(
                 admin._replace(netloc=f"telecare:{db_pw}@{admin.hostname}:{admin.port}")
             ),
-            "TELECARE_HTTP__CONTROL_TOKEN": token,
         }
     )
     proc.start()
@@ -194,7 +191,6 @@ def test_production_starts_and_ships_with_its_own_role(
             {
                 "TELECARE_ENVIRONMENT": "production",
                 "TELECARE_DB__DSN": dsn,
-                "TELECARE_HTTP__CONTROL_TOKEN": token,
             }
         )
         proc.start()
