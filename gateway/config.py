@@ -7,9 +7,12 @@ docker-compose file publishes the same ports, and a test keeps the two in step.
 from __future__ import annotations
 
 import ipaddress
+import os
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,10 +132,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
+        # Messages here name the setting and never quote its value: they end up on a terminal
+        # and in service logs.
         if self.environment == "production":
-            if DEV_DB_PASSWORD in self.db.dsn.get_secret_value():
+            if _dsn_password(self.db.dsn.get_secret_value()) == DEV_DB_PASSWORD:
                 raise ValueError(
-                    "TELECARE_DB__DSN still carries the development password; set a real one"
+                    "TELECARE_DB__DSN uses the development database password; "
+                    "set the production role's own password in TELECARE_DB__DSN"
                 )
             token = self.http.control_token
             if token is None or len(token.get_secret_value()) < 16:
@@ -159,3 +165,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _dsn_password(dsn: str) -> str | None:
+    """The password libpq would send for ``dsn`` (URL or key=value form; PGPASSWORD when the
+    DSN has none). Compared whole: a role or database named ``telecare`` is fine."""
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        # libpq's parse error quotes part of the string, which may be the password.
+        raise ValueError("TELECARE_DB__DSN is not a valid PostgreSQL connection string") from None
+    if password is None:
+        password = os.environ.get("PGPASSWORD")
+    return None if password is None else str(password)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from gateway.journal import Incoming, Journal
 from gateway.metrics import Metrics
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
+from gateway.startup import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,21 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, or a :class:`StartupError` naming the setting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"TELECARE_HTTP__HOST/PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    return sock
 
 
 class Gateway:
@@ -70,7 +87,15 @@ class Gateway:
         self.engine.wake.set()
 
     async def run(self) -> None:
-        self.journal.open()
+        http = self.settings.http
+        # Bind before anything else starts, so a port in use is a one-line refusal at start-up
+        # rather than uvicorn exiting from inside the running task group.
+        sock = listen_socket(http.host, http.port)
+        try:
+            self.journal.open()
+        except BaseException:
+            sock.close()
+            raise
         self.journal_open = True
         log.info(
             "gateway %s: journal %s (epoch %s), schemes %s",
@@ -79,7 +104,6 @@ class Gateway:
             self.journal.epoch,
             ", ".join(sorted(self.registry.schemes)),
         )
-        http = self.settings.http
         server = _Server(
             uvicorn.Config(
                 self.app, host=http.host, port=http.port, log_level="warning", lifespan="off"
@@ -95,7 +119,7 @@ class Gateway:
                     tg.create_task(self.ingest.run(), name="ingest"),
                     tg.create_task(self.shipper.run(), name="shipper"),
                     tg.create_task(self.engine.run(), name="engine"),
-                    tg.create_task(server.serve(), name="http"),
+                    tg.create_task(server.serve(sockets=[sock]), name="http"),
                 ]
                 await stop.wait()
                 log.info("stopping: unacknowledged messages stay with the broker")
@@ -106,3 +130,4 @@ class Gateway:
             self.writer.shutdown(wait=True)
             self.journal.close()
             self.journal_open = False
+            sock.close()
