@@ -35,10 +35,10 @@ from devices.topics import TopicLayout
 from gateway.broker_conn import tls_context
 from gateway.cli import app
 from gateway.config import MqttSettings
-from gateway.provision import carer_username, device_username
+from gateway.provision import careline_username, carer_username, device_username
 from simulator.gateway_proc import free_port
 from tests.conftest import REPO, SCHEME, GatewayEnv
-from tests.engine_helpers import HZC, NIGHT, device_in
+from tests.engine_helpers import HZC, NIGHT, device_in, resident_with
 from tests.mqtt_helpers import action, presence
 
 pytestmark = pytest.mark.integration
@@ -336,7 +336,7 @@ def test_a_device_cannot_publish_as_another_device(
             c.close()
 
 
-def test_gateway_over_tls_pages_a_handset_logged_in_with_its_own_credential(
+def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
     broker: Broker, gateway: GatewayEnv
 ) -> None:
     L, gw = broker.layout, "telecare-gateway"
@@ -367,6 +367,8 @@ def test_gateway_over_tls_pages_a_handset_logged_in_with_its_own_credential(
     handset = Client(broker.tls(), cw01, broker.secrets[cw01])
     nosy = Client(broker.tls(), cw02, broker.secrets[cw02])  # on shift, never logged in
     device = Client(broker.tls(), dev_user, broker.secrets[dev_user])
+    arc = careline_username(HZC.id)
+    careline = Client(broker.tls(), arc, broker.secrets[arc])
     try:
         assert handset.connect().value == 0 and nosy.connect().value == 0
         assert device.connect().value == 0
@@ -402,10 +404,26 @@ def test_gateway_over_tls_pages_a_handset_logged_in_with_its_own_credential(
         )
         assert refused["ok"] is False
         assert set(nosy.topics()) == {L.carer(HZC.id, "cw-02", "dispatch")}
+        # The Careline operator's own credential: a call-out in, its status back out.
+        assert careline.connect().value == 0
+        careline.subscribe(L.careline_status(HZC.id, "+"))
+        callout = {
+            "callout_id": "ARC-TLS-1",
+            "resident_ref": resident_with("falls").client_ref,
+            "reason": "fallen in the hall",
+            "priority": "P1",
+            "operator": "op-7",
+            "requested_at": now().isoformat(),
+        }
+        assert careline.publish(L.callouts(HZC.id), callout).value == 0
+        careline.wait_message(
+            lambda t, b: t == L.careline_status(HZC.id, "ARC-TLS-1") and b["status"] == "received",
+            "the call-out's received status",
+        )
     except AssertionError:
         print(gateway.process.log())
         print(broker.log())
         raise
     finally:
-        for c in (handset, nosy, device):
+        for c in (handset, nosy, device, careline):
             c.close()
