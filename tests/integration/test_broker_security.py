@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,8 +79,10 @@ def make_pki(d: Path) -> None:
     )  # fmt: skip
 
 
-def production_conf(d: Path, port: int) -> str:
-    """mosquitto.prod.conf with only its host paths, port and log destination changed."""
+def production_conf(d: Path, port: int, state: Path | None = None, mutual: bool = False) -> str:
+    """mosquitto.prod.conf with only its host paths, port and log destination changed (and,
+    with ``mutual``, its own commented-out client certificate requirement switched on)."""
+    state = state or d
     swap = {
         "listener": f"listener {port} 127.0.0.1",
         "certfile": f"certfile {d / 'broker.crt'}",
@@ -88,9 +90,11 @@ def production_conf(d: Path, port: int) -> str:
         "cafile": f"cafile {d / 'ca.crt'}",
         "password_file": f"password_file {d / 'telecare.passwd'}",
         "acl_file": f"acl_file {d / 'telecare.acl'}",
-        "persistence_location": f"persistence_location {d}/",
-        "log_dest": f"log_dest file {d / 'mosquitto.log'}",
+        "persistence_location": f"persistence_location {state}/",
+        "log_dest": f"log_dest file {state / 'mosquitto.log'}",
     }
+    if mutual:
+        swap["#require_certificate"] = "require_certificate true"
     seen: set[str] = set()
     out = [f"user {pwd.getpwuid(os.getuid()).pw_name}"]  # no privilege drop: files are ours
     for line in PROD_CONF.read_text().splitlines():
@@ -145,25 +149,33 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     secrets = {c["username"]: c["password"] for c in doc["credentials"]}
     assert not any(s in result.output for s in secrets.values()), "a secret was printed"
     port = free_port()
-    conf = d / "mosquitto.conf"
-    conf.write_text(production_conf(d, port))
+    b = Broker(port, d, layout, secrets)
+    proc = start_broker(d / "mosquitto.conf", production_conf(d, port), port, b.log)
+    yield b
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def start_broker(
+    conf: Path, text: str, port: int, log: Callable[[], str]
+) -> subprocess.Popen[bytes]:
+    """Mosquitto on ``conf``; returns once it accepts connections on ``port``."""
+    conf.write_text(text)
     proc = subprocess.Popen(
         ["mosquitto", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    b = Broker(port, d, layout, secrets)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"broker exited {proc.returncode}: {out}\n{b.log()}")
+            pytest.fail(f"broker exited {proc.returncode}: {out}\n{log()}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert time.monotonic() < deadline, "broker did not open its port"
+                return proc
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("broker did not open its port")
         time.sleep(0.05)
-    yield b
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 class Client:
@@ -427,3 +439,61 @@ def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
     finally:
         for c in (handset, nosy, device, careline):
             c.close()
+
+
+def test_mutual_tls_takes_the_gateway_client_certificate(broker: Broker, tmp_path: Path) -> None:
+    """The production config's optional client-certificate line, switched on: the gateway's
+    TELECARE_MQTT__CLIENT_CERT/__CLIENT_KEY get it in; a client without one is cut off."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(
+        "req", "-new", *ec, "-keyout", "gw.key", "-out", "gw.csr", "-subj", "/CN=telecare-gateway",
+        cwd=tmp_path,
+    )  # fmt: skip
+    (tmp_path / "client.cnf").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    _openssl(
+        "x509", "-req", "-in", "gw.csr", "-CA", str(broker.dir / "ca.crt"),
+        "-CAkey", str(broker.dir / "ca.key"), "-CAcreateserial", "-out", "gw.crt", "-days", "2",
+        "-extfile", "client.cnf",
+        cwd=tmp_path,
+    )  # fmt: skip
+    port = free_port()
+    text = production_conf(broker.dir, port, state=tmp_path, mutual=True)
+    assert "\nrequire_certificate true\n" in text
+    proc = start_broker(
+        tmp_path / "mosquitto.conf",
+        text,
+        port,
+        lambda: (tmp_path / "mosquitto.log").read_text(errors="replace")[-3000:],
+    )
+    gw = "telecare-gateway"
+    try:
+        with_cert = broker.tls().model_copy(
+            update={
+                "port": port,
+                "client_cert": tmp_path / "gw.crt",
+                "client_key": tmp_path / "gw.key",
+            }
+        )
+        ok = Client(with_cert, gw, broker.secrets[gw])
+        try:
+            assert ok.connect().value == 0
+        finally:
+            ok.close()
+        # Without a certificate the broker ends the TLS session before any MQTT is spoken.
+        ctx = tls_context(broker.tls())
+        assert ctx is not None
+        got = b"unset"
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+                ctx.wrap_socket(raw) as tls,
+            ):
+                got = tls.recv(1)
+        except (ssl.SSLError, ConnectionResetError):
+            got = b""
+        except TimeoutError:
+            got = b"still open: the broker waited for MQTT"
+        assert got == b"", "a client without a certificate was let in"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
