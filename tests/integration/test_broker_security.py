@@ -15,6 +15,7 @@ import pwd
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -37,7 +39,7 @@ from gateway.cli import app
 from gateway.config import MqttSettings
 from gateway.provision import careline_username, carer_username, device_username
 from simulator.gateway_proc import free_port
-from tests.conftest import REPO, SCHEME, GatewayEnv
+from tests.conftest import REPO, SCHEME, GatewayEnv, wait_for
 from tests.engine_helpers import HZC, NIGHT, device_in, resident_with
 from tests.mqtt_helpers import action, presence
 
@@ -497,3 +499,42 @@ def test_mutual_tls_takes_the_gateway_client_certificate(broker: Broker, tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_gateway_will_not_talk_to_a_broker_it_cannot_verify(
+    broker: Broker, gateway: GatewayEnv
+) -> None:
+    """TLS on, but no server name while dialling 127.0.0.1: the certificate does not match,
+    so the gateway never sends its credential and never becomes ready."""
+    gw = "telecare-gateway"
+    env = {
+        **gateway.process.env,
+        "TELECARE_MQTT__PORT": str(broker.port),
+        "TELECARE_MQTT__TLS": "true",
+        "TELECARE_MQTT__CA_FILE": str(broker.dir / "ca.crt"),
+        "TELECARE_MQTT__USERNAME": gw,
+        "TELECARE_MQTT__PASSWORD": broker.secrets[gw],
+        "TELECARE_MQTT__TOPIC_ROOT": broker.layout.root,
+    }
+    log_path = gateway.process.log_path
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            lambda: "CERTIFICATE_VERIFY_FAILED" in log_path.read_text(errors="replace"),
+            timeout=60,
+            what="the gateway to report the broker's certificate",
+        )
+        assert proc.poll() is None, "the gateway keeps trying (the certificate may be renewed)"
+        ready = httpx.get(f"{gateway.process.url}/readyz", timeout=5)
+        assert ready.status_code != 200
+        assert env["TELECARE_MQTT__CLIENT_ID"] not in broker.log(), "it reached MQTT"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
