@@ -501,30 +501,53 @@ def test_mutual_tls_takes_the_gateway_client_certificate(broker: Broker, tmp_pat
         proc.wait(timeout=20)
 
 
+def _tls_gateway(broker: Broker, gateway: GatewayEnv, **env: str) -> subprocess.Popen[bytes]:
+    """``telecare gateway run`` against the production broker, not waiting for readiness."""
+    gw = "telecare-gateway"
+    full = {
+        **gateway.process.env,
+        "TELECARE_MQTT__PORT": str(broker.port),
+        "TELECARE_MQTT__TLS": "true",
+        "TELECARE_MQTT__CA_FILE": str(broker.dir / "ca.crt"),
+        "TELECARE_MQTT__SERVER_NAME": SERVER_NAME,
+        "TELECARE_MQTT__USERNAME": gw,
+        "TELECARE_MQTT__PASSWORD": broker.secrets[gw],
+        "TELECARE_MQTT__TOPIC_ROOT": broker.layout.root,
+        **env,
+    }
+    full = {k: v for k, v in full.items() if v}  # "" removes a setting
+    with gateway.process.log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+            env=full,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_gateway_with_a_wrong_secret_refuses_to_start(broker: Broker, gateway: GatewayEnv) -> None:
+    wrong = "not-the-provisioned-secret-" + uuid.uuid4().hex
+    proc = _tls_gateway(broker, gateway, TELECARE_MQTT__PASSWORD=wrong)
+    try:
+        assert proc.wait(timeout=120) == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    out = gateway.process.log_path.read_text(errors="replace")
+    [line] = [x for x in out.splitlines() if x.startswith("telecare: refusing to start:")]
+    assert "broker" in line.lower() or "mqtt" in line.lower(), line
+    assert wrong not in out
+
+
 def test_gateway_will_not_talk_to_a_broker_it_cannot_verify(
     broker: Broker, gateway: GatewayEnv
 ) -> None:
     """TLS on, but no server name while dialling 127.0.0.1: the certificate does not match,
     so the gateway never sends its credential and never becomes ready."""
-    gw = "telecare-gateway"
-    env = {
-        **gateway.process.env,
-        "TELECARE_MQTT__PORT": str(broker.port),
-        "TELECARE_MQTT__TLS": "true",
-        "TELECARE_MQTT__CA_FILE": str(broker.dir / "ca.crt"),
-        "TELECARE_MQTT__USERNAME": gw,
-        "TELECARE_MQTT__PASSWORD": broker.secrets[gw],
-        "TELECARE_MQTT__TOPIC_ROOT": broker.layout.root,
-    }
+    proc = _tls_gateway(broker, gateway, TELECARE_MQTT__SERVER_NAME="")
     log_path = gateway.process.log_path
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "gateway", "run"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
         wait_for(
             lambda: "CERTIFICATE_VERIFY_FAILED" in log_path.read_text(errors="replace"),
@@ -534,7 +557,8 @@ def test_gateway_will_not_talk_to_a_broker_it_cannot_verify(
         assert proc.poll() is None, "the gateway keeps trying (the certificate may be renewed)"
         ready = httpx.get(f"{gateway.process.url}/readyz", timeout=5)
         assert ready.status_code != 200
-        assert env["TELECARE_MQTT__CLIENT_ID"] not in broker.log(), "it reached MQTT"
+        client_id = gateway.process.env["TELECARE_MQTT__CLIENT_ID"]
+        assert client_id not in broker.log(), "it reached MQTT"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
