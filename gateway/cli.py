@@ -17,6 +17,7 @@ from rich.table import Table
 from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
+from gateway.provision_cli import provision_command
 from gateway.users_cli import api_client, issue_tokens, users_app
 from simulator.cli import run as simulate_run
 
@@ -44,6 +45,9 @@ carers_app = typer.Typer(
 )
 app.add_typer(carers_app, name="carers")
 app.add_typer(users_app, name="users")
+devices_app = typer.Typer(help="Broker credentials and ACL for devices, handsets, the gateway.")
+app.add_typer(devices_app, name="devices", no_args_is_help=True)
+devices_app.command("provision")(provision_command)
 
 console = Console()
 err = Console(stderr=True)
