@@ -18,6 +18,14 @@ class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class StreamShipping(_Shape):
+    """One journal stream's way into the database (``/readyz`` ``shipping``)."""
+
+    lag_rows: int = 0
+    quarantined: int = 0
+    last_error: str | None = None
+
+
 class Readiness(_Shape):
     """``GET /readyz`` (the body is the same on 200 and 503)."""
 
@@ -27,6 +35,16 @@ class Readiness(_Shape):
     mqtt: bool = False
     database: bool = False
     database_error: str | None = None
+    shipping: dict[str, StreamShipping] = Field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        """Rows the database refused and the gateway set aside (the rest still ships)."""
+        return sum(s.quarantined for s in self.shipping.values())
+
+    @property
+    def unshipped(self) -> int:
+        return sum(s.lag_rows for s in self.shipping.values())
 
 
 class ClockReading(_Shape):

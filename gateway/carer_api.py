@@ -15,7 +15,8 @@ from fastapi import APIRouter, Cookie, Depends, HTTPException, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.records import RECORDS, RecordType
 from gateway.engine import routing
 from gateway.engine.core import SLEEP_IN_DISTURBANCE_LIMIT, night_of
 from gateway.engine.model import Offer
@@ -68,7 +69,10 @@ def create_router(gw: "Gateway") -> APIRouter:
 
     async def journal(scheme: str, rec_type: RecordType, key: str, body: dict[str, Any]) -> None:
         now = gw.clock.now()
-        item = Incoming(f"web/{scheme}/carer", now, records=[Decoded(rec_type, scheme, key, body)])
+        record = RECORDS.validate_python({**body, "record_type": rec_type})
+        item = Incoming(
+            f"web/{scheme}/carer", now, records=[Decoded(rec_type, scheme, key, record)]
+        )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(gw.writer, gw.journal.commit, [item])
         gw.engine.wake.set()

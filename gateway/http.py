@@ -46,12 +46,15 @@ def create_app(gw: Gateway) -> FastAPI:
     async def readyz(response: Response) -> dict[str, Any]:
         """Ready to take events: journal open and broker session up. The database is reported
         but does not decide readiness: events are safe in the journal while it is away."""
+        shipping = gw.shipper.status()
         body = {
             "journal": gw.journal_open,
             "engine": gw.engine.ready,
             "mqtt": gw.ingest.connected,
-            "database": gw.shipper.db_up,
-            "database_error": None if gw.shipper.db_up else gw.shipper.last_error,
+            "database": shipping.database_up,
+            "database_error": shipping.database_error,
+            # Per stream: lag, quarantined rows, last error (a refused row is not an outage).
+            "shipping": shipping.model_dump(mode="json")["streams"],
         }
         ready = gw.journal_open and gw.ingest.connected and gw.engine.ready
         body["ready"] = ready
@@ -91,6 +94,7 @@ def create_app(gw: Gateway) -> FastAPI:
             "journal_epoch": gw.journal.epoch,
             "journal_head": heads,
             "shipped": dict(gw.shipper.shipped),
+            "shipping": gw.shipper.status().model_dump(mode="json"),
             "schemes": sorted(gw.registry.schemes),
         }
 

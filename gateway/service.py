@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import uvicorn
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.records import RECORDS, RecordType
 from devices.scheme import load_scheme
 from gateway.clock import scaled
 from gateway.config import Settings
@@ -62,8 +63,9 @@ class Gateway:
     async def submit_control(self, scheme: str, body: dict[str, object]) -> None:
         """A control-room instruction from the API: journaled like any input, then applied."""
         now = self.clock.now()
-        body = {**body, "at": now.isoformat()}
-        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", body)
+        # Typed at the boundary: a control row the database would refuse is refused here.
+        record = RECORDS.validate_python({**body, "record_type": RecordType.CONTROL, "at": now})
+        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", record)
         item = Incoming(f"api/{scheme}/control", now, records=[rec])
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.writer, self.journal.commit, [item])
