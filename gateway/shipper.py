@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
-from pydantic import BaseModel
 
+from api_models import ShipperStatus, StreamStatus
 from gateway import storage
 from gateway.config import Settings
 from gateway.journal import (
@@ -42,27 +42,6 @@ from gateway.metrics import Metrics
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 60.0
-
-
-class StreamStatus(BaseModel):
-    """One journal stream's shipping state."""
-
-    head: int  # highest journal sequence written
-    shipped: int  # highest sequence in the database (shipped or quarantined)
-    lag_rows: int
-    oldest_unshipped_at: datetime | None  # the gateway's stamp on the oldest row not yet out
-    quarantined: int  # rows the database refused, set aside in ship_quarantine
-    last_error: str | None  # the last row refusal or stall on this stream
-    last_error_at: datetime | None
-
-
-class ShipperStatus(BaseModel):
-    """What ``/readyz``, ``/api/v1/ingest`` and the control room show about the record."""
-
-    database_up: bool
-    database_error: str | None  # why the database is unreachable; None while it is up
-    lag_seconds: float  # age of the oldest device record not yet in the database
-    streams: dict[str, StreamStatus]
 
 
 class _Row(Protocol):
