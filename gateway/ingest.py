@@ -37,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.topics import TopicLayout
+from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
@@ -137,10 +138,7 @@ class Ingest:
         # in memory at once.
         props.ReceiveMaximum = self.settings.ingest.receive_maximum
         client = aiomqtt.Client(
-            hostname=m.host,
-            port=m.port,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
+            **connection_options(m),
             identifier=m.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,

@@ -16,8 +16,8 @@ import asyncio
 import json
 import logging
 import time
-from concurrent.futures import Executor
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 

@@ -59,8 +59,8 @@ def _outbox(store: EngineStore, writer: ThreadPoolExecutor, rows: list[tuple[str
     writer.submit(store.commit, commit, NOW).result()
 
 
-async def _until(pred, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(pred, what: str, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + limit_s
     while not pred():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
