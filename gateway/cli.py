@@ -17,6 +17,7 @@ from rich.table import Table
 from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
+from gateway.provision_cli import provision_command
 from simulator.cli import run as simulate_run
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ carers_app = typer.Typer(
     help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
 )
 app.add_typer(carers_app, name="carers")
+devices_app = typer.Typer(help="Broker credentials and ACL for devices, handsets, the gateway.")
+app.add_typer(devices_app, name="devices", no_args_is_help=True)
+devices_app.command("provision")(provision_command)
 
 console = Console()
 err = Console(stderr=True)

@@ -6,6 +6,7 @@ docker-compose file publishes the same ports, and a test keeps the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,25 @@ class MqttSettings(BaseModel):
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    # TLS to the broker (production: port 8883). The broker's certificate is always verified,
+    # against ``ca_file`` (else the system CAs) and ``server_name`` (else ``host``).
+    tls: bool = False
+    ca_file: Path | None = None
+    client_cert: Path | None = None  # mutual TLS, if the broker asks for it
+    client_key: Path | None = None  # omit when the key is inside client_cert
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> MqttSettings:
+        given = [self.ca_file, self.client_cert, self.client_key, self.server_name]
+        if not self.tls and any(v is not None for v in given):
+            raise ValueError("TLS files or server name are set but TELECARE_MQTT__TLS is off")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("TELECARE_MQTT__CLIENT_KEY needs TELECARE_MQTT__CLIENT_CERT")
+        for f in (self.ca_file, self.client_cert, self.client_key):
+            if f is not None and not f.is_file():
+                raise ValueError(f"MQTT TLS file not found: {f}")
+        return self
 
 
 class DbSettings(BaseModel):
@@ -124,6 +144,27 @@ class Settings(BaseSettings):
             if token is None or len(token.get_secret_value()) < 16:
                 raise ValueError("set TELECARE_HTTP__CONTROL_TOKEN (16+ characters) in production")
         return self
+
+    @model_validator(mode="after")
+    def _broker_secured_in_production(self) -> Settings:
+        # Broker credentials and alarms must not cross a network in clear text; a plain
+        # connection is only acceptable to a broker on this host.
+        m = self.mqtt
+        if self.environment == "production" and not m.tls and not _is_loopback(m.host):
+            raise ValueError(
+                f"TELECARE_MQTT__TLS is off but the broker {m.host!r} is not on this host; "
+                "turn TLS on (port 8883, TELECARE_MQTT__CA_FILE) in production"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _dsn_password(dsn: str) -> str | None:
