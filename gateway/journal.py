@@ -393,6 +393,31 @@ class EngineStore:
         # Sent rows are history only in the database's records; keep the outbox small.
         conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
 
+    def mark_abandoned(self, seqs: list[int]) -> None:
+        """Rows the publisher gave up on (refused or unacknowledged too often): kept, not
+        retried; the control room has been told (see ``gateway.outbox``)."""
+        conn = self._w()
+        conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+
+    def enqueue(
+        self, outbox: list[tuple[str, str]], log: list[tuple[str, str, str]], now: datetime
+    ) -> None:
+        """Add messages and log rows outside an engine pass (delivery alerts), in one commit."""
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            created = now.isoformat()
+            conn.executemany(
+                "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
+                [(t, p, created) for t, p in outbox],
+            )
+            conn.executemany("INSERT INTO engine_log (stream, at, body) VALUES (?, ?, ?)", log)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"outbox enqueue failed: {exc}") from exc
+
     def read_log(self, after_seq: int, limit: int) -> list[EngineLogRow]:
         rows = self.journal._read(
             "SELECT seq, stream, at, body FROM engine_log WHERE seq > ? ORDER BY seq LIMIT ?",

@@ -65,11 +65,11 @@ from gateway.engine.model import (
 )
 from gateway.journal import EngineCommit, EngineStore, Journal, JournalRecord
 from gateway.metrics import Metrics
+from gateway.outbox import OutboxPublisher
+from gateway.puback import AckedPublisher
 from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
-
-OUTBOX_BATCH = 200  # messages published (and awaited) together
 
 
 def to_input(r: JournalRecord) -> Input | None:
@@ -170,9 +170,11 @@ class EngineService:
         self.state: EngineState = EngineState()
         self.watermark = 0
         self.wake = asyncio.Event()
-        self.outbox_wake = asyncio.Event()
         self.ready = False
         self.hub = DispatchHub()
+        self.outbox = OutboxPublisher(
+            self.store, writer, metrics, self.hub, self.layout, clock, settings.delivery
+        )
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -325,7 +327,7 @@ class EngineService:
                 self.hub.publish("control/*", {**json.loads(payload), "scheme": parts[1]})
         self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
         if outbox:
-            self.outbox_wake.set()
+            self.outbox.wake.set()
 
     # ---- commands -> messages and records ---------------------------------------------------
 
@@ -520,7 +522,6 @@ class EngineService:
     async def _publisher(self) -> None:
         m = self.settings.mqtt
         delay = m.reconnect_min_s
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 async with aiomqtt.Client(
@@ -530,27 +531,11 @@ class EngineService:
                     timeout=10,
                 ) as client:
                     delay = m.reconnect_min_s
-                    # A burst (a power cut's technical alerts) is published as one batch; that
-                    # many unacknowledged publishes is expected here, not a warning sign.
-                    client.pending_calls_threshold = OUTBOX_BATCH
-                    while True:
-                        self.outbox_wake.clear()
-                        rows = await asyncio.to_thread(self.store.unsent, OUTBOX_BATCH)
-                        if rows:
-                            # QoS 1: each publish returns once the broker has acknowledged it.
-                            await asyncio.gather(
-                                *(client.publish(r.topic, r.payload, qos=1) for r in rows)
-                            )
-                            await loop.run_in_executor(
-                                self.writer, self.store.mark_sent, [r.seq for r in rows]
-                            )
-                            self.metrics.engine_published.inc(len(rows))
-                            continue
-                        try:
-                            await asyncio.wait_for(self.outbox_wake.wait(), timeout=1.0)
-                        except TimeoutError:
-                            pass
-            except aiomqtt.MqttError as exc:
+                    # Each publish waits for its PUBACK and reads the reason code: a refused
+                    # or unacknowledged message stays in the outbox (gateway.outbox).
+                    acked = AckedPublisher(client, self.settings.delivery.puback_timeout_s)
+                    await self.outbox.drain(acked, client._client.is_connected)
+            except (aiomqtt.MqttError, ConnectionError) as exc:
                 log.warning("outbox publisher: %s; retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, m.reconnect_max_s)
