@@ -279,3 +279,21 @@ def test_same_event_id_from_two_devices_opens_two_alarms_in_the_engine() -> None
     assert len(raised) == 2
     assert {a_.device_id for a_ in d.state.alarms.values()} == {a, b}
     assert HZC.id in {a_.scheme for a_ in d.state.alarms.values()}
+
+
+def test_an_older_journal_is_re_keyed_so_redeliveries_stay_duplicates(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    [rec] = decode(DEVICE, event_json())
+    assert isinstance(rec.record, EventRecord)
+    j.commit([Incoming("t", NOW, records=[rec])])
+    # What an older version wrote: the event id alone as the key.
+    assert j._writer is not None
+    j._writer.execute("UPDATE records SET key = ?", (str(rec.record.event_id),))
+    j._writer.execute("DELETE FROM meta WHERE key = 'event_keys'")
+    j.close()
+    j.open()
+    assert [r.key for r in j.read_records(0, 10)] == [rec.key]
+    assert [(r.new, r.duplicates) for r in j.commit([Incoming("t", NOW, records=[rec])])] == [
+        (0, 1)
+    ]
