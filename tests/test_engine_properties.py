@@ -102,6 +102,7 @@ class Night(RuleBasedStateMachine):
                 assert after not in (AlarmState.ACCEPTED, AlarmState.ARRIVED), (
                     "offer in accepting step"
                 )
+                assert after is not AlarmState.TEST_CALL, "a test call was offered to a carer"
             if isinstance(c, RecordTransition):
                 last = self.last_at.get(c.alarm_id)
                 assert last is None or c.at >= last, "transition time went backwards"  # type: ignore[operator]
@@ -152,7 +153,38 @@ class Night(RuleBasedStateMachine):
 
         eid = str(uuid.UUID(int=len(self.events) + 1))
         self.events.append(eid)
-        self._feed(EventIn(HZC.id, eid, device, kind, self.d.now, self.d.now))
+        until = self.d.state.device_mode.get(f"{HZC.id}/{device}")
+        cmds = self._feed(EventIn(HZC.id, eid, device, kind, self.d.now, self.d.now))
+        if until is not None and until > self.d.now:
+            if kind == "smoke":  # a fire in a test window is always real
+                [a] = [a for a in self.d.state.alarms.values() if eid in a.event_ids]
+                assert a.is_open, "a fire in a test window did not open an alarm"
+            else:
+                assert not [c for c in cmds if isinstance(c, SendOffer)], "test window paged"
+
+    @rule(
+        device=st.sampled_from(ALARM_DEVICES) | st.sampled_from(PAIR_DEVICES),
+        minutes=st.integers(min_value=0, max_value=30),
+    )
+    def test_window(self, device: str, minutes: int) -> None:
+        from gateway.engine.model import DeviceModeIn
+
+        until = self.d.now + timedelta(minutes=minutes) if minutes else None
+        self._feed(DeviceModeIn(HZC.id, device, until))
+
+    @precondition(
+        lambda self: any(a.state is AlarmState.TEST_CALL for a in self.d.state.alarms.values())
+    )
+    @rule(data=st.data())
+    def promote(self, data: st.DataObject) -> None:
+        from gateway.engine.model import PromoteIn
+
+        calls = sorted(
+            a.alarm_id for a in self.d.state.alarms.values() if a.state is AlarmState.TEST_CALL
+        )
+        alarm_id = data.draw(st.sampled_from(calls))
+        self._feed(PromoteIn(HZC.id, alarm_id, "operator"))
+        assert self.d.state.alarms[alarm_id].is_open, "a promoted test call is not open"
 
     @precondition(lambda self: bool(self.events))
     @rule(data=st.data())

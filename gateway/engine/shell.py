@@ -47,6 +47,7 @@ from gateway.engine.model import (
     Outcome,
     Position,
     PresenceIn,
+    PromoteIn,
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
@@ -105,6 +106,8 @@ def to_input(r: JournalRecord) -> Input | None:
         if b["op"] == "device_mode":
             until = datetime.fromisoformat(b["until"]) if b.get("until") else None
             return DeviceModeIn(r.scheme, b["device_id"], until)
+        if b["op"] == "promote":
+            return PromoteIn(r.scheme, b["alarm_id"], b.get("by") or "control room")
         return None
     if r.record_type == "presence":
         pos = None
