@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api_models import Accepted, Alarm, AlarmDetail
 from gateway.api.deps import InboxDep, LiveDep, QueriesDep
-from gateway.api.ports import DatabaseUnavailable, NotAnId
+from gateway.api.errors import errors
+from gateway.api.params import AlarmPath
+from gateway.api.ports import DatabaseUnavailable
 from gateway.api.security import control
 
 router = APIRouter(tags=["alarms"])
@@ -22,29 +24,32 @@ async def alarms(
     return live.alarms(open_only)
 
 
-@router.get("/api/v1/alarms/{alarm_id}")
-async def alarm_detail(alarm_id: str, live: LiveDep, queries: QueriesDep) -> AlarmDetail:
+@router.get("/api/v1/alarms/{alarm_id}", responses=errors(404, 503))
+async def alarm_detail(alarm_id: AlarmPath, live: LiveDep, queries: QueriesDep) -> AlarmDetail:
     """One alarm: live state, its timeline and every routing decision (from TimescaleDB)."""
-    a = live.alarm(alarm_id)
+    a = live.alarm(str(alarm_id))
     try:
-        timeline, decisions = await queries.alarm_history(alarm_id)
-    except NotAnId as exc:
-        raise HTTPException(422, f"not an alarm id: {alarm_id!r}") from exc
+        timeline, decisions = await queries.alarm_history(str(alarm_id))
     except DatabaseUnavailable as exc:
         raise HTTPException(503, f"database unavailable: {exc}") from exc
     if a is None and not timeline:
-        raise HTTPException(404, f"no alarm {alarm_id!r}")
+        raise HTTPException(404, f"no alarm {alarm_id}")
     return AlarmDetail(alarm=a, timeline=tuple(timeline), decisions=tuple(decisions))
 
 
-@router.post("/api/v1/alarms/{alarm_id}/promote", status_code=202, dependencies=[Depends(control)])
-async def promote(alarm_id: str, live: LiveDep, inbox: InboxDep) -> Accepted:
+@router.post(
+    "/api/v1/alarms/{alarm_id}/promote",
+    status_code=202,
+    dependencies=[Depends(control)],
+    responses=errors(401, 404, 409),
+)
+async def promote(alarm_id: AlarmPath, live: LiveDep, inbox: InboxDep) -> Accepted:
     """Turn a test call (from a device in a test window) into a real alarm: it is raised and
     offered at once. 404 for an unknown alarm, 409 for one that is not a test call."""
-    a = live.alarm(alarm_id)
+    a = live.alarm(str(alarm_id))
     if a is None:
-        raise HTTPException(404, f"no alarm {alarm_id!r}")
+        raise HTTPException(404, f"no alarm {alarm_id}")
     if a.state != "test_call":
-        raise HTTPException(409, f"alarm {alarm_id!r} is {a.state}, not a test call")
-    await inbox.submit_control(a.scheme, {"op": "promote", "alarm_id": alarm_id})
+        raise HTTPException(409, f"alarm {alarm_id} is {a.state}, not a test call")
+    await inbox.submit_control(a.scheme, {"op": "promote", "alarm_id": str(alarm_id)})
     return Accepted()
