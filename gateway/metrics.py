@@ -57,6 +57,12 @@ class Metrics:
         self.ship_errors = Counter(
             "telecare_shipper_errors", "Failed shipping attempts (database away).", registry=r
         )
+        self.quarantined = Counter(
+            "telecare_shipper_quarantined_rows",
+            "Journal rows the database refused, set aside in ship_quarantine (the rest ships).",
+            ["stream"],
+            registry=r,
+        )
         self.shipper_lag_events = Gauge(
             "telecare_shipper_lag_events",
             "Journal rows not yet in the database.",

@@ -19,7 +19,14 @@ from typing import Any
 
 import aiomqtt
 
-from devices.events import Priority
+from devices.records import (
+    ActionRecord,
+    CalloutRecord,
+    CarerStatusControl,
+    DeviceModeControl,
+    EventRecord,
+    PresenceRecord,
+)
 from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
 from gateway.clock import Clock
@@ -35,7 +42,6 @@ from gateway.engine.model import (
     CalloutIn,
     CancelOffer,
     CarelineStatus,
-    CarerStatus,
     Command,
     DeviceModeIn,
     EscalationChain,
@@ -67,51 +73,64 @@ log = logging.getLogger(__name__)
 
 
 def to_input(r: JournalRecord) -> Input | None:
-    b = r.body
-    if r.record_type == "event":
-        return EventIn(
-            r.scheme,
-            b["event_id"],
-            b["device_id"],
-            b["kind"],
-            datetime.fromisoformat(b["occurred_at"]),
-            r.received_at,
-        )
-    if r.record_type == "callout":
-        return CalloutIn(
-            r.scheme,
-            b["callout_id"],
-            b["resident_ref"],
-            Priority(b["priority"]),
-            b["reason"],
-            datetime.fromisoformat(b["requested_at"]),
-            r.received_at,
-            b.get("operator", "unknown"),
-        )
-    if r.record_type == "action":
-        return ActionIn(
-            r.scheme,
-            b["carer_id"],
-            ActionKind(b["action"]),
-            b["alarm_id"],
-            b.get("offer_id"),
-            Outcome(b["outcome"]) if b.get("outcome") else None,
-            b.get("note", ""),
-            b["action_id"],
-        )
-    if r.record_type == "control":
-        if b["op"] == "carer_status":
-            return PresenceIn(r.scheme, b["carer_id"], "status", None, CarerStatus(b["status"]))
-        if b["op"] == "device_mode":
-            until = datetime.fromisoformat(b["until"]) if b.get("until") else None
-            return DeviceModeIn(r.scheme, b["device_id"], until)
-        return None
-    if r.record_type == "presence":
-        pos = None
-        if any(b.get(k) is not None for k in ("flat", "block", "x")):
-            pos = Position(b.get("flat"), b.get("block"), b.get("x"), b.get("y"), b.get("floor", 0))
-        return PresenceIn(r.scheme, b["carer_id"], b["what"], pos)
-    return None
+    """The engine's input for a journaled record, read from its typed fields."""
+    match r.record:
+        case EventRecord() as e:
+            return EventIn(
+                r.scheme,
+                str(e.event_id),
+                e.device_id,
+                e.kind.value,
+                e.occurred_at,
+                r.received_at,
+            )
+        case CalloutRecord() as c:
+            return CalloutIn(
+                r.scheme,
+                c.callout_id,
+                c.resident_ref,
+                c.priority,
+                c.reason,
+                c.requested_at,
+                r.received_at,
+                c.operator,
+            )
+        case ActionRecord() as a:
+            return ActionIn(
+                r.scheme,
+                a.carer_id,
+                ActionKind(a.action.value),
+                a.alarm_id,
+                a.offer_id,
+                Outcome(a.outcome.value) if a.outcome else None,
+                a.note,
+                str(a.action_id),
+            )
+        case CarerStatusControl() as cs:
+            return PresenceIn(r.scheme, cs.carer_id, "status", None, cs.status)
+        case DeviceModeControl() as dm:
+            return DeviceModeIn(r.scheme, dm.device_id, dm.until)
+        case PresenceRecord() as p:
+            pos = None
+            if p.flat is not None or p.block is not None or p.x is not None:
+                pos = Position(p.flat, p.block, p.x, p.y, p.floor)
+            return PresenceIn(r.scheme, p.carer_id, p.what.value, pos)
+        case None:
+            log.error("journal record %d is unreadable (%s); the engine skips it", r.seq, r.error)
+            return None
+
+
+def input_time(r: JournalRecord) -> str:
+    """When the input behind a record happened, for the engine's records."""
+    match r.record:
+        case EventRecord() as e:
+            return e.occurred_at.isoformat()
+        case CalloutRecord() as c:
+            return c.requested_at.isoformat()
+        case None:
+            return r.received_at.isoformat()
+        case _:
+            return r.record.at.isoformat()
 
 
 class EngineService:
@@ -250,7 +269,7 @@ class EngineService:
                 received = inp.received_at.isoformat()
             elif rec is not None:
                 received = rec.received_at.isoformat()
-                occurred = rec.body.get("at") or received
+                occurred = input_time(rec)
             else:
                 # A deadline or tick: the gateway itself is the source, at engine time.
                 occurred = received = now.isoformat()
