@@ -104,7 +104,7 @@ def render(target: ReceiptTarget, incoming: Incoming, result: CommitResult, at: 
         reason = None
         # The decoded record is the authority on the id (the payload scan is a fallback).
         for rec in incoming.records:
-            value = rec.body.get(target.id_field)
+            value = getattr(rec.record, target.id_field, None)
             if value is not None:
                 id_value = str(value)
                 break

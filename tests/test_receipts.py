@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
 from devices.receipts import RESEND_CAP_S, DeviceReceipt, resend_delay
+from devices.records import EventRecord
 from devices.topics import TopicLayout
 from gateway.journal import CommitResult, DeadLetter, Incoming
 from gateway.receipts import render as render_receipt
@@ -47,12 +48,15 @@ def test_device_and_callout_topics_earn_receipts_others_do_not() -> None:
 def test_status_follows_the_commit() -> None:
     t = target_for(L, "tc/s1/devices/hub-1/events", b"", Beats())
     assert t is not None
-    rec = Decoded(RecordType.EVENT, "s1", "k", {"event_id": "e9", "device_id": "hub-1"})
+    event = EventRecord(
+        event_id=uuid.UUID(int=9, version=4), device_id="hub-1", kind="heartbeat", occurred_at=AT
+    )
+    rec = Decoded.of("s1", event)
     ok = Incoming("tc/s1/devices/hub-1/events", AT, records=[rec])
     accepted = json.loads(render_receipt(t, ok, CommitResult(1, 0), AT))
     assert accepted == {
         "v": 1,
-        "event_id": "e9",
+        "event_id": str(event.event_id),
         "status": "accepted",
         "reason": None,
         "heartbeat_s": 60,
