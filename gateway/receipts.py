@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Protocol
 
 from devices.receipts import ReceiptStatus
+from devices.records import CalloutRecord, EventRecord
 from devices.topics import TopicLayout
 from gateway.journal import CommitResult, Incoming
 from gateway.metrics import Metrics
@@ -104,10 +105,13 @@ def render(target: ReceiptTarget, incoming: Incoming, result: CommitResult, at: 
         reason = None
         # The decoded record is the authority on the id (the payload scan is a fallback).
         for rec in incoming.records:
-            value = getattr(rec.record, target.id_field, None)
-            if value is not None:
-                id_value = str(value)
-                break
+            match rec.record:
+                case EventRecord() if target.id_field == "event_id":
+                    id_value = str(rec.record.event_id)
+                    break
+                case CalloutRecord() if target.id_field == "callout_id":
+                    id_value = rec.record.callout_id
+                    break
     body = {
         "v": 1,
         target.id_field: id_value,

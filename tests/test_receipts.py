@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devices.decoders import Decoded
+from devices.events import EventKind
 from devices.receipts import RESEND_CAP_S, DeviceReceipt, resend_delay
 from devices.records import EventRecord
 from devices.topics import TopicLayout
@@ -48,15 +49,16 @@ def test_device_and_callout_topics_earn_receipts_others_do_not() -> None:
 def test_status_follows_the_commit() -> None:
     t = target_for(L, "tc/s1/devices/hub-1/events", b"", Beats())
     assert t is not None
-    event = EventRecord(
-        event_id=uuid.UUID(int=9, version=4), device_id="hub-1", kind="heartbeat", occurred_at=AT
+    event_id = uuid.UUID(int=9)
+    rec = Decoded.of(
+        "s1",
+        EventRecord(event_id=event_id, device_id="hub-1", kind=EventKind.HEARTBEAT, occurred_at=AT),
     )
-    rec = Decoded.of("s1", event)
     ok = Incoming("tc/s1/devices/hub-1/events", AT, records=[rec])
     accepted = json.loads(render_receipt(t, ok, CommitResult(1, 0), AT))
     assert accepted == {
         "v": 1,
-        "event_id": str(event.event_id),
+        "event_id": str(event_id),
         "status": "accepted",
         "reason": None,
         "heartbeat_s": 60,
