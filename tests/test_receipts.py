@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.events import EventKind
 from devices.receipts import RESEND_CAP_S, DeviceReceipt, resend_delay
+from devices.records import EventRecord
 from devices.topics import TopicLayout
 from gateway.journal import CommitResult, DeadLetter, Incoming
 from gateway.receipts import render as render_receipt
@@ -47,12 +49,16 @@ def test_device_and_callout_topics_earn_receipts_others_do_not() -> None:
 def test_status_follows_the_commit() -> None:
     t = target_for(L, "tc/s1/devices/hub-1/events", b"", Beats())
     assert t is not None
-    rec = Decoded(RecordType.EVENT, "s1", "k", {"event_id": "e9", "device_id": "hub-1"})
+    event_id = uuid.UUID(int=9)
+    rec = Decoded.of(
+        "s1",
+        EventRecord(event_id=event_id, device_id="hub-1", kind=EventKind.HEARTBEAT, occurred_at=AT),
+    )
     ok = Incoming("tc/s1/devices/hub-1/events", AT, records=[rec])
     accepted = json.loads(render_receipt(t, ok, CommitResult(1, 0), AT))
     assert accepted == {
         "v": 1,
-        "event_id": "e9",
+        "event_id": str(event_id),
         "status": "accepted",
         "reason": None,
         "heartbeat_s": 60,

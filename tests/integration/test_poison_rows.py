@@ -32,8 +32,8 @@ def q(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     try:
         with psycopg.connect(dsn, connect_timeout=3) as conn:
             return conn.execute(sql, args).fetchall()
-    except psycopg.OperationalError:
-        return []
+    except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
+        return []  # not reachable yet, or the gateway has not migrated yet
 
 
 def now() -> str:
