@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -86,6 +87,14 @@ def addressee(layout: TopicLayout, row: OutboxRow) -> Addressee:
 def _is_delivery_alert(row: OutboxRow) -> bool:
     # A failing delivery alert is counted and retried but raises no alert about itself.
     return row.topic.endswith("/control/alerts") and f'"type": "{ALERT_TYPE}"' in row.payload
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 class OutboxPublisher:
@@ -256,7 +265,8 @@ class OutboxPublisher:
                 "kind": "delivery",
                 "code": body["code"],
                 "priority": body["priority"],
-                "alarm_id": who.alarm_id,
+                # The record's column is a UUID: anything else stays in the body only.
+                "alarm_id": who.alarm_id if _is_uuid(who.alarm_id) else None,
                 "target": who.carer_id or who.callout_id,
                 "message": body["message"],
                 "body": body,
