@@ -41,7 +41,14 @@ from api_models.carers import Carer, CarerStatusIn, Position
 from api_models.common import Accepted, Shape, Status
 from api_models.credentials import Account, DevCredentials, load_dev_credentials
 from api_models.devices import MaintenanceAccepted, MaintenanceIn
-from api_models.health import ClockReading, Health, IngestStats, Readiness
+from api_models.health import (
+    ClockReading,
+    Health,
+    IngestStats,
+    Readiness,
+    ShipperStatus,
+    StreamStatus,
+)
 from api_models.records import DeadLetterRow, DeviceEventRow
 from api_models.streams import Alert
 
@@ -83,7 +90,9 @@ __all__ = [
     "SessionInfo",
     "SessionOut",
     "Shape",
+    "ShipperStatus",
     "Status",
+    "StreamStatus",
     "TimelineRow",
     "UserIn",
     "UserOut",

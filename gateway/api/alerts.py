@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from gateway.api.deps import AuthDep, LiveDep, known_scheme
+from gateway.api.errors import errors
+from gateway.api.params import SchemeQuery
 from gateway.api.security import OPERATIONS, allow, while_signed_in
 from gateway.auth.store import Session
 
@@ -17,13 +19,16 @@ router = APIRouter(tags=["alerts"])
 @router.get(
     "/api/v1/alerts/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Alerts as SSE."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Alerts as SSE."},
+        **errors(401, 403, 404),
+    },
 )
 async def alert_stream(
     live: LiveDep,
     auth: AuthDep,
     me: Annotated[Session, allow(*OPERATIONS)],
-    scheme: str | None = None,
+    scheme: SchemeQuery = None,
 ) -> StreamingResponse:
     """Server-sent events: control-room alerts as they happen (all schemes by default).
     Each ``event: alert`` carries an ``Alert``; ``ping`` every 15 s. Ends with the session."""

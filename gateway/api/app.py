@@ -14,6 +14,7 @@ from gateway.api import (
     clock,
     devices,
     docs,
+    errors,
     health,
     records,
     session,
@@ -50,6 +51,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         title="Telecare gateway", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.deps = deps
+    errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     # Fail closed: every route has a rule, including any added on the app itself.

@@ -8,13 +8,18 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api_models import AuditEntry, Role
 from gateway.api.deps import QueriesDep
+from gateway.api.errors import errors
 from gateway.api.ports import DatabaseUnavailable
 from gateway.api.security import allow
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/api/v1/audit", dependencies=[allow(Role.MANAGER, Role.ADMIN)])
+@router.get(
+    "/api/v1/audit",
+    dependencies=[allow(Role.MANAGER, Role.ADMIN)],
+    responses=errors(401, 403, 503),
+)
 async def audit_trail(
     queries: QueriesDep,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,

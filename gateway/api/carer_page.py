@@ -32,6 +32,7 @@ from api_models import (
 from devices.decoders import RecordType
 from gateway.api.alarms import involves
 from gateway.api.deps import AuthDep, InboxDep, LiveDep
+from gateway.api.errors import errors
 from gateway.api.ports import ControlInbox, LiveView
 from gateway.api.security import (
     allow,
@@ -73,12 +74,13 @@ async def _presence(
     )
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False, dependencies=[public()])
+@router.get("", response_class=HTMLResponse, dependencies=[public()])
 async def page() -> str:
+    """The carer web page (HTML; sign-in, offers, actions)."""
     return resources.files("responders.web").joinpath("carer.html").read_text()
 
 
-@router.post("/api/login", dependencies=[public()])
+@router.post("/api/login", dependencies=[public()], responses=errors(401, 429))
 async def login(
     body: CarerLoginIn,
     request: Request,
@@ -105,7 +107,7 @@ async def login(
     )
 
 
-@router.post("/api/logout")
+@router.post("/api/logout", responses=errors(401, 403))
 async def logout(
     me: Me, request: Request, response: Response, live: LiveDep, inbox: InboxDep, auth: AuthDep
 ) -> Status:
@@ -120,7 +122,7 @@ async def logout(
     return Status(status="signed out")
 
 
-@router.post("/api/presence", status_code=202)
+@router.post("/api/presence", status_code=202, responses=errors(401, 403))
 async def post_presence(me: Me, body: PresenceIn, live: LiveDep, inbox: InboxDep) -> Status:
     """Heartbeat (the page sends one every 30 s) or a check-in at a flat."""
     scheme_id, carer_id = _ids(me)
@@ -132,7 +134,7 @@ async def post_presence(me: Me, body: PresenceIn, live: LiveDep, inbox: InboxDep
     return Status(status="accepted")
 
 
-@router.post("/api/actions", status_code=202)
+@router.post("/api/actions", status_code=202, responses=errors(401, 403))
 async def post_action(me: Me, body: ActionIn, live: LiveDep, inbox: InboxDep) -> ActionAccepted:
     """Accept, decline, arrived or resolved; the result arrives on the stream. An alarm this
     carer was never offered is refused here (403); anything else goes to the engine, which
@@ -153,7 +155,7 @@ async def post_action(me: Me, body: ActionIn, live: LiveDep, inbox: InboxDep) ->
     return ActionAccepted(action_id=str(msg.action_id))
 
 
-@router.get("/api/state")
+@router.get("/api/state", responses=errors(401, 403))
 async def state(me: Me, live: LiveDep) -> CarerPageState:
     """Everything this carer should see now: live offers and alarms they hold."""
     scheme, carer_id = _ids(me)
@@ -165,7 +167,10 @@ async def state(me: Me, live: LiveDep) -> CarerPageState:
 @router.get(
     "/api/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Dispatch as SSE."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Dispatch as SSE."},
+        **errors(401, 403),
+    },
 )
 async def stream(me: Me, live: LiveDep, auth: AuthDep) -> StreamingResponse:
     """Server-sent events: this carer's dispatch messages as they happen; ends with the

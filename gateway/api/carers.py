@@ -8,22 +8,28 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api_models import Accepted, Carer, CarerStatusIn
 from gateway.api.deps import AuthDep, InboxDep, LiveDep
+from gateway.api.errors import errors
+from gateway.api.params import CarerPath, SchemePath
 from gateway.api.security import OPERATIONS, allow, client_address
 from gateway.auth.store import Session
 
 router = APIRouter(tags=["carers"])
 
 
-@router.get("/api/v1/carers", dependencies=[allow(*OPERATIONS)])
+@router.get("/api/v1/carers", dependencies=[allow(*OPERATIONS)], responses=errors(401, 403))
 async def carers(live: LiveDep) -> list[Carer]:
     """Every carer with presence, status, what they are busy with and whether routable."""
     return live.carers()
 
 
-@router.post("/api/v1/carers/{scheme}/{carer_id}/status", status_code=202)
+@router.post(
+    "/api/v1/carers/{scheme}/{carer_id}/status",
+    status_code=202,
+    responses=errors(401, 403, 404),
+)
 async def set_carer_status(
-    scheme: str,
-    carer_id: str,
+    scheme: SchemePath,
+    carer_id: CarerPath,
     body: CarerStatusIn,
     live: LiveDep,
     inbox: InboxDep,
@@ -41,7 +47,6 @@ async def set_carer_status(
             "op": "carer_status",
             "carer_id": carer_id,
             "status": body.status.value,
-            "by": me.username,
         },
     )
     await auth.audit.arecord(

@@ -6,12 +6,13 @@ from fastapi import APIRouter
 
 from api_models import ClockReading
 from gateway.api.deps import LiveDep
+from gateway.api.errors import errors
 from gateway.api.security import ALL_ROLES, allow
 
 router = APIRouter(tags=["clock"])
 
 
-@router.get("/api/v1/clock", dependencies=[allow(*ALL_ROLES)])
+@router.get("/api/v1/clock", dependencies=[allow(*ALL_ROLES)], responses=errors(401))
 async def clock(live: LiveDep) -> ClockReading:
     """The gateway's scheme clock: now, speed and anchor."""
     return live.clock()

@@ -9,16 +9,22 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api_models import MaintenanceAccepted, MaintenanceIn
 from gateway.api.deps import AuthDep, InboxDep, LiveDep
+from gateway.api.errors import errors
+from gateway.api.params import DevicePath, SchemePath
 from gateway.api.security import OPERATIONS, allow, client_address
 from gateway.auth.store import Session
 
 router = APIRouter(tags=["devices"])
 
 
-@router.post("/api/v1/devices/{scheme}/{device_id}/maintenance", status_code=202)
+@router.post(
+    "/api/v1/devices/{scheme}/{device_id}/maintenance",
+    status_code=202,
+    responses=errors(401, 403, 404),
+)
 async def set_maintenance(
-    scheme: str,
-    device_id: str,
+    scheme: SchemePath,
+    device_id: DevicePath,
     body: MaintenanceIn,
     live: LiveDep,
     inbox: InboxDep,
@@ -40,7 +46,6 @@ async def set_maintenance(
             "op": "device_mode",
             "device_id": device_id,
             "until": until.isoformat() if until else None,
-            "by": me.username,
         },
     )
     await auth.audit.arecord(

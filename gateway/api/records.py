@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api_models import DeadLetterRow, DeviceEventRow, IngestStats, Role
 from gateway.api.deps import HealthDep, LiveDep, QueriesDep, known_scheme
+from gateway.api.errors import errors
+from gateway.api.params import SchemeQuery
 from gateway.api.ports import DatabaseUnavailable
 from gateway.api.security import OPERATIONS, allow
 
@@ -16,15 +18,21 @@ router = APIRouter(tags=["records"])
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows to return, newest first.")]
 
 
-@router.get("/api/v1/ingest", dependencies=[allow(Role.CONTROL_ROOM, Role.MANAGER, Role.ADMIN)])
+@router.get(
+    "/api/v1/ingest",
+    dependencies=[allow(Role.CONTROL_ROOM, Role.MANAGER, Role.ADMIN)],
+    responses=errors(401, 403),
+)
 async def ingest_stats(health: HealthDep) -> IngestStats:
     """Journal heads, what has been shipped, and the schemes served."""
     return health.ingest_stats()
 
 
-@router.get("/api/v1/events", dependencies=[allow(*OPERATIONS)])
+@router.get(
+    "/api/v1/events", dependencies=[allow(*OPERATIONS)], responses=errors(401, 403, 404, 503)
+)
 async def events(
-    live: LiveDep, queries: QueriesDep, limit: Limit = 50, scheme: str | None = None
+    live: LiveDep, queries: QueriesDep, limit: Limit = 50, scheme: SchemeQuery = None
 ) -> list[DeviceEventRow]:
     """Recent device events this gateway recorded in TimescaleDB (the system of record)."""
     known_scheme(live, scheme)
@@ -34,7 +42,9 @@ async def events(
         raise HTTPException(503, f"database unavailable: {exc}") from exc
 
 
-@router.get("/api/v1/dead-letters", dependencies=[allow(*OPERATIONS)])
+@router.get(
+    "/api/v1/dead-letters", dependencies=[allow(*OPERATIONS)], responses=errors(401, 403, 503)
+)
 async def dead_letters(queries: QueriesDep, limit: Limit = 50) -> list[DeadLetterRow]:
     """Recent dead letters with their reasons (payloads are not returned)."""
     try:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from api_models import LoginIn, SessionInfo, SessionOut, Status
 from gateway.api.deps import AuthDep
+from gateway.api.errors import errors
 from gateway.api.security import (
     ALL_ROLES,
     allow,
@@ -27,7 +28,7 @@ Me = Annotated[Session, allow(*ALL_ROLES)]
 WRONG = "wrong user name or secret"
 
 
-@router.post("/api/v1/session", dependencies=[public()])
+@router.post("/api/v1/session", dependencies=[public()], responses=errors(401, 429))
 async def sign_in(body: LoginIn, request: Request, response: Response, auth: AuthDep) -> SessionOut:
     """Sign in with a user name and secret. Answers with a session token (send it as
     ``Authorization: Bearer <token>``) and sets the same session as an HttpOnly cookie.
@@ -45,7 +46,7 @@ async def sign_in(body: LoginIn, request: Request, response: Response, auth: Aut
     return SessionOut(token=token, username=user.username, role=user.role, expires_at=expires)
 
 
-@router.get("/api/v1/session")
+@router.get("/api/v1/session", responses=errors(401))
 async def whoami(me: Me) -> SessionInfo:
     """Who this session belongs to, and when it ends."""
     return SessionInfo(
@@ -57,7 +58,7 @@ async def whoami(me: Me) -> SessionInfo:
     )
 
 
-@router.delete("/api/v1/session")
+@router.delete("/api/v1/session", responses=errors(401))
 async def sign_out(me: Me, request: Request, response: Response, auth: AuthDep) -> Status:
     """End this session now (the token and the cookie stop working at once)."""
     await asyncio.to_thread(auth.store.end_session, me.id_hash)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from api_models import Role, UserIn, UserOut, UserReset
 from gateway.api.deps import AuthDep, LiveDep
+from gateway.api.errors import errors
 from gateway.api.security import allow, client_address
 from gateway.auth.store import Session, User, UserError, carer_username
 
@@ -29,13 +30,13 @@ def user_out(u: User) -> UserOut:
     )
 
 
-@router.get("/api/v1/users")
+@router.get("/api/v1/users", responses=errors(401, 403))
 async def list_users(me: Admin, auth: AuthDep) -> list[UserOut]:
     """Every account, with its role and whether it is disabled (never a secret)."""
     return [user_out(u) for u in await asyncio.to_thread(auth.store.users)]
 
 
-@router.post("/api/v1/users", status_code=201)
+@router.post("/api/v1/users", status_code=201, responses=errors(401, 403, 409))
 async def add_user(
     body: UserIn, me: Admin, request: Request, auth: AuthDep, live: LiveDep
 ) -> UserReset:
@@ -74,19 +75,19 @@ async def _change(
     return user_out(user)
 
 
-@router.post("/api/v1/users/{username:path}/disable")
+@router.post("/api/v1/users/{username:path}/disable", responses=errors(401, 403, 404, 409))
 async def disable_user(username: str, me: Admin, request: Request, auth: AuthDep) -> UserOut:
     """Disable an account: every session of it ends at once, and it cannot sign in."""
     return await _change(auth, me, request, username, True)
 
 
-@router.post("/api/v1/users/{username:path}/enable")
+@router.post("/api/v1/users/{username:path}/enable", responses=errors(401, 403, 404))
 async def enable_user(username: str, me: Admin, request: Request, auth: AuthDep) -> UserOut:
     """Enable a disabled account again (its old sessions stay ended)."""
     return await _change(auth, me, request, username, False)
 
 
-@router.post("/api/v1/users/{username:path}/reset")
+@router.post("/api/v1/users/{username:path}/reset", responses=errors(401, 403, 404))
 async def reset_user(username: str, me: Admin, request: Request, auth: AuthDep) -> UserReset:
     """A new secret for an account, shown once; its sessions end."""
     try:

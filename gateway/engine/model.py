@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from devices.events import Priority
+from responders.protocol import CarerStatus as CarerStatus  # one enum, shared with records
 from responders.protocol import OutcomeCode
 
 
@@ -25,6 +26,9 @@ class AlarmState(StrEnum):
     ARRIVED = "arrived"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+    # An alarm-kind event from a device in a test window: on the control room's board, never
+    # offered to a carer, until an operator promotes it (then it is raised like any alarm).
+    TEST_CALL = "test_call"
 
 
 OPEN_STATES = frozenset(
@@ -48,12 +52,6 @@ class DeadlineKind(StrEnum):
     ESCALATION_REPEAT = "escalation_repeat"  # escalated and still unanswered: tell again
     ARRIVAL = "arrival"  # accepted but not arrived within travel time + margin
     ON_SITE = "on_site"  # arrived but not resolved: check in
-
-
-class CarerStatus(StrEnum):
-    AVAILABLE = "available"
-    ON_BREAK = "on_break"
-    UNAVAILABLE = "unavailable"
 
 
 class ActionKind(StrEnum):
@@ -133,6 +131,11 @@ class Alarm:
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def on_board(self) -> bool:
+        """Shown on the control room's board: open alarms and test calls."""
+        return self.is_open or self.state is AlarmState.TEST_CALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,15 @@ class DeviceModeIn:
 
 
 @dataclass(frozen=True, slots=True)
+class PromoteIn:
+    """The control room turns a test call into a real alarm (one action)."""
+
+    scheme: str
+    alarm_id: str
+    by: str = "control room"
+
+
+@dataclass(frozen=True, slots=True)
 class TimerIn:
     alarm_id: str
     epoch: int
@@ -225,7 +237,7 @@ class TickIn:
     """Periodic: device supervision, handset silence, coverage checks."""
 
 
-Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | TimerIn | TickIn
+Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | PromoteIn | TimerIn | TickIn
 
 
 # ---- commands -----------------------------------------------------------------------------

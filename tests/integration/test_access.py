@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/api/v1/dead-letters"): OPS,
     ("GET", "/api/v1/alarms"): OPS,
     ("GET", "/api/v1/alarms/{alarm_id}"): frozenset({R, M, C}),  # carers: their own only
+    ("POST", "/api/v1/alarms/{alarm_id}/promote"): OPS,
     ("GET", "/api/v1/carers"): OPS,
     ("POST", "/api/v1/carers/{scheme}/{carer_id}/status"): OPS,
     ("POST", "/api/v1/devices/{scheme}/{device_id}/maintenance"): OPS,
