@@ -160,3 +160,17 @@ def test_every_json_route_declares_a_response_model(tmp_path: Path) -> None:
             if "application/json" in content and not content["application/json"].get("schema"):
                 missing.append(f"{method.upper()} {path}")
     assert not missing
+
+
+def test_a_405_names_every_method_of_the_path(tmp_path: Path) -> None:
+    gw = _production_gateway(tmp_path)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=gw.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            r = await c.options("/api/v1/session")
+            assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, POST"
+            r = await c.put("/api/v1/users")
+            assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+
+    asyncio.run(run())
