@@ -49,7 +49,7 @@ lint: venv
 	@$(BIN)/ruff format --check .
 
 types: venv
-	@$(BIN)/mypy gateway devices responders simulator dashboard_tui
+	@$(BIN)/mypy gateway devices responders simulator dashboard_tui api_models
 
 check: lint types test
 

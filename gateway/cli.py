@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import httpx
 import typer
@@ -17,9 +17,18 @@ from rich.table import Table
 from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
+from gateway.provision_cli import provision_command
 from simulator.cli import run as simulate_run
 
-app = typer.Typer(help="Telecare alarm-response gateway.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+# No locals in tracebacks: they would print settings, tokens and residents' details.
+app = typer.Typer(
+    help="Telecare alarm-response gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 gateway_app = typer.Typer(help="Run the gateway service.", no_args_is_help=True)
 scheme_app = typer.Typer(help="Scheme files: sites, flats, residents, devices, carers, rota.")
 protocol_app = typer.Typer(help="The device/Careline wire protocol.", no_args_is_help=True)
@@ -34,6 +43,9 @@ carers_app = typer.Typer(
     help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
 )
 app.add_typer(carers_app, name="carers")
+devices_app = typer.Typer(help="Broker credentials and ACL for devices, handsets, the gateway.")
+app.add_typer(devices_app, name="devices", no_args_is_help=True)
+devices_app.command("provision")(provision_command)
 
 console = Console()
 err = Console(stderr=True)
@@ -48,19 +60,54 @@ SchemeOpt = Annotated[
 def gateway_run(scheme: SchemeOpt = None) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
     from gateway import logs
-    from gateway.config import Settings
+    from gateway.ingest import FatalMqttError
+    from gateway.journal import JournalError
     from gateway.service import Gateway
+    from gateway.startup import StartupError
 
-    settings = Settings()
+    settings = _settings()
     if scheme:
         settings = settings.model_copy(update={"schemes": scheme})
     logs.configure(settings.environment)
     try:
         gw = Gateway(settings)
     except SchemeError as exc:
-        err.print(f"[red]scheme error[/red] {exc}")
-        raise typer.Exit(2) from exc
-    asyncio.run(gw.run())
+        _refuse([f"scheme error: {exc}"])
+    try:
+        asyncio.run(gw.run())
+    except (JournalError, FatalMqttError, StartupError) as exc:
+        _refuse([str(exc)])
+    except ExceptionGroup as group:
+        # The service's TaskGroup wraps a task's fatal error; refuse in one line when every
+        # failure is one we can explain, and let anything else (a bug) show its traceback.
+        fatal, rest = group.split((JournalError, FatalMqttError, StartupError))
+        if fatal is None or rest is not None:
+            raise
+        _refuse([str(e) for e in _leaves(fatal)])
+
+
+def _refuse(lines: list[str], code: int = 2) -> NoReturn:
+    """A start-up refusal: one plain line per problem on stderr, no traceback."""
+    for line in lines:
+        sys.stderr.write(f"telecare: refusing to start: {line}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    from gateway.startup import StartupRefused, load_settings
+
+    try:
+        return load_settings()
+    except StartupRefused as exc:
+        _refuse(exc.lines)
+
+
+def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
+    out: list[Exception] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 @scheme_app.command("load")
@@ -116,10 +163,9 @@ def simulate_stream(
     seed: int = 1,
 ) -> None:
     """Publish a short stream of plausible device events (QoS 1) and wait for every PUBACK."""
-    from gateway.config import Settings
     from simulator.publisher import Publisher, event_stream
 
-    settings = Settings()
+    settings = _settings()
     s = load_scheme(scheme)
     layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
     pub = Publisher(settings.mqtt.host, settings.mqtt.port)
@@ -143,9 +189,7 @@ def events(
     url: Annotated[str | None, typer.Option(help="Gateway base URL.")] = None,
 ) -> None:
     """Show the latest device events recorded in TimescaleDB, via the gateway API."""
-    from gateway.config import Settings
-
-    settings = Settings()
+    settings = _settings()
     base = url or f"http://{settings.http.host}:{settings.http.port}"
     try:
         rows = httpx.get(f"{base}/api/v1/events", params={"limit": limit}, timeout=10).json()
@@ -181,10 +225,9 @@ def issue_tokens(
     out: Annotated[Path | None, typer.Option(help="Default: TELECARE_CARER_AUTH__FILE.")] = None,
 ) -> None:
     """Issue new sign-in tokens; shown once here, only their hashes are stored."""
-    from gateway.config import Settings
     from responders.credentials import CredentialStore
 
-    path = out or Settings().carer_auth.file
+    path = out or _settings().carer_auth.file
     s = load_scheme(scheme)
     ids = carer or [c.id for c in s.carers]
     unknown = [c for c in ids if s.carer(c) is None]

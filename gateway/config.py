@@ -6,9 +6,13 @@ docker-compose file publishes the same ports, and a test keeps the two in step.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +32,25 @@ class MqttSettings(BaseModel):
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    # TLS to the broker (production: port 8883). The broker's certificate is always verified,
+    # against ``ca_file`` (else the system CAs) and ``server_name`` (else ``host``).
+    tls: bool = False
+    ca_file: Path | None = None
+    client_cert: Path | None = None  # mutual TLS, if the broker asks for it
+    client_key: Path | None = None  # omit when the key is inside client_cert
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> MqttSettings:
+        given = [self.ca_file, self.client_cert, self.client_key, self.server_name]
+        if not self.tls and any(v is not None for v in given):
+            raise ValueError("TLS files or server name are set but TELECARE_MQTT__TLS is off")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("TELECARE_MQTT__CLIENT_KEY needs TELECARE_MQTT__CLIENT_CERT")
+        for f in (self.ca_file, self.client_cert, self.client_key):
+            if f is not None and not f.is_file():
+                raise ValueError(f"MQTT TLS file not found: {f}")
+        return self
 
 
 class DbSettings(BaseModel):
@@ -109,12 +132,49 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
+        # Messages here name the setting and never quote its value: they end up on a terminal
+        # and in service logs.
         if self.environment == "production":
-            if DEV_DB_PASSWORD in self.db.dsn.get_secret_value():
+            if _dsn_password(self.db.dsn.get_secret_value()) == DEV_DB_PASSWORD:
                 raise ValueError(
-                    "TELECARE_DB__DSN still carries the development password; set a real one"
+                    "TELECARE_DB__DSN uses the development database password; "
+                    "set the production role's own password in TELECARE_DB__DSN"
                 )
             token = self.http.control_token
             if token is None or len(token.get_secret_value()) < 16:
                 raise ValueError("set TELECARE_HTTP__CONTROL_TOKEN (16+ characters) in production")
         return self
+
+    @model_validator(mode="after")
+    def _broker_secured_in_production(self) -> Settings:
+        # Broker credentials and alarms must not cross a network in clear text; a plain
+        # connection is only acceptable to a broker on this host.
+        m = self.mqtt
+        if self.environment == "production" and not m.tls and not _is_loopback(m.host):
+            raise ValueError(
+                f"TELECARE_MQTT__TLS is off but the broker {m.host!r} is not on this host; "
+                "turn TLS on (port 8883, TELECARE_MQTT__CA_FILE) in production"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _dsn_password(dsn: str) -> str | None:
+    """The password libpq would send for ``dsn`` (URL or key=value form; PGPASSWORD when the
+    DSN has none). Compared whole: a role or database named ``telecare`` is fine."""
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        # libpq's parse error quotes part of the string, which may be the password.
+        raise ValueError("TELECARE_DB__DSN is not a valid PostgreSQL connection string") from None
+    if password is None:
+        password = os.environ.get("PGPASSWORD")
+    return None if password is None else str(password)

@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.topics import TopicLayout
+from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
@@ -112,10 +113,7 @@ class Ingest:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = m.session_expiry_s
         client = aiomqtt.Client(
-            hostname=m.host,
-            port=m.port,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
+            **connection_options(m),
             identifier=m.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,

@@ -6,24 +6,31 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
+from prometheus_client import generate_latest
 
+from api_models import IngestStats, Readiness
 from devices.decoders import Decoded, RecordType
 from devices.scheme import load_scheme
+from gateway.api import ApiDeps, create_app
+from gateway.api.live import EngineLiveView
 from gateway.clock import scaled
 from gateway.config import Settings
 from gateway.engine.shell import EngineService
-from gateway.http import create_app
 from gateway.ingest import Ingest
 from gateway.journal import Incoming, Journal
 from gateway.metrics import Metrics
+from gateway.queries import Pool, Queries
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
+from gateway.startup import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,21 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, or a :class:`StartupError` naming the setting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"TELECARE_HTTP__HOST/PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    return sock
 
 
 class Gateway:
@@ -57,20 +79,77 @@ class Gateway:
             settings, self.registry, self.journal, self.writer, self.metrics, self.clock
         )
         self.ingest.on_committed.append(lambda _items: self.engine.wake.set())
-        self.app = create_app(self)
+        self.pool = Pool(settings.db.dsn.get_secret_value())
+        live = EngineLiveView(
+            self.engine, self.registry, self.clock, settings.engine.handset_timeout_s
+        )
+        self.app = create_app(
+            ApiDeps(
+                settings=settings,
+                live=live,
+                inbox=self,
+                queries=Queries(self.pool, settings.gateway_id),
+                health=self,
+            )
+        )
 
-    async def submit_control(self, scheme: str, body: dict[str, object]) -> None:
+    # ---- the API's control inbox (gateway.api.ports.ControlInbox) --------------------------
+
+    async def submit_control(self, scheme: str, body: dict[str, Any]) -> None:
         """A control-room instruction from the API: journaled like any input, then applied."""
         now = self.clock.now()
         body = {**body, "at": now.isoformat()}
         rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", body)
-        item = Incoming(f"api/{scheme}/control", now, records=[rec])
+        await self._commit(Incoming(f"api/{scheme}/control", now, records=[rec]))
+
+    async def submit_carer(
+        self, scheme: str, rec_type: RecordType, key: str, body: dict[str, Any]
+    ) -> None:
+        """A carer page's action or presence: journaled like a handset's MQTT message."""
+        now = self.clock.now()
+        rec = Decoded(rec_type, scheme, key, body)
+        await self._commit(Incoming(f"web/{scheme}/carer", now, records=[rec]))
+
+    async def _commit(self, item: Incoming) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.writer, self.journal.commit, [item])
         self.engine.wake.set()
 
+    # ---- the API's health view (gateway.api.ports.HealthView) ------------------------------
+
+    def readiness(self) -> Readiness:
+        ready = self.journal_open and self.ingest.connected and self.engine.ready
+        return Readiness(
+            journal=self.journal_open,
+            engine=self.engine.ready,
+            mqtt=self.ingest.connected,
+            database=self.shipper.db_up,
+            database_error=None if self.shipper.db_up else self.shipper.last_error,
+            ready=ready,
+        )
+
+    def ingest_stats(self) -> IngestStats:
+        return IngestStats(
+            gateway_id=self.settings.gateway_id,
+            journal_epoch=self.journal.epoch,
+            journal_head={s: self.journal.head(s) for s in ("records", "dead_letters")},
+            shipped=dict(self.shipper.shipped),
+            schemes=sorted(self.registry.schemes),
+        )
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
     async def run(self) -> None:
-        self.journal.open()
+        http = self.settings.http
+        # Bind before anything else starts, so a port in use is a one-line refusal at start-up
+        # rather than uvicorn exiting from inside the running task group.
+        sock = listen_socket(http.host, http.port)
+        try:
+            self.journal.open()
+        except BaseException:
+            sock.close()
+            raise
         self.journal_open = True
         log.info(
             "gateway %s: journal %s (epoch %s), schemes %s",
@@ -79,7 +158,6 @@ class Gateway:
             self.journal.epoch,
             ", ".join(sorted(self.registry.schemes)),
         )
-        http = self.settings.http
         server = _Server(
             uvicorn.Config(
                 self.app, host=http.host, port=http.port, log_level="warning", lifespan="off"
@@ -89,13 +167,14 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await self.pool.open()
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self.ingest.run(), name="ingest"),
                     tg.create_task(self.shipper.run(), name="shipper"),
                     tg.create_task(self.engine.run(), name="engine"),
-                    tg.create_task(server.serve(), name="http"),
+                    tg.create_task(server.serve(sockets=[sock]), name="http"),
                 ]
                 await stop.wait()
                 log.info("stopping: unacknowledged messages stay with the broker")
@@ -103,6 +182,8 @@ class Gateway:
                 for t in tasks[:3]:
                     t.cancel()
         finally:
+            await self.pool.close()
             self.writer.shutdown(wait=True)
             self.journal.close()
             self.journal_open = False
+            sock.close()

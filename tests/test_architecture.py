@@ -27,6 +27,7 @@ print(",".join(bad))
         ("responders", {"gateway", "simulator", "dashboard_tui", "textual", "psycopg"}),
         ("simulator", {"gateway", "dashboard_tui", "textual"}),
         ("dashboard_tui", {"gateway", "simulator"}),
+        ("api_models", {"gateway", "simulator", "dashboard_tui", "textual", "fastapi", "psycopg"}),
         ("gateway.engine.core", {"asyncio", "aiomqtt", "psycopg", "fastapi", "textual"}),
     ],
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+
+import pytest
 
 from devices.events import Priority
 from devices.registry import DeviceType
@@ -308,3 +311,58 @@ def test_signing_out_withdraws_live_offers_and_tells_the_handset() -> None:
         for c in cmds
     )
     assert [x.carer_id for x in offers(cmds)] == ["cw-02"]
+
+
+def _pair_offered() -> tuple[Driver, str, dict[str, str]]:
+    d = two_carers()
+    resident = resident_with("double_handed")
+    sent = offers(d.event(device_in(resident.flat)))
+    assert {o.carer_id for o in sent} == {"cw-01", "cw-02"}
+    return d, sent[0].alarm_id, {o.carer_id: o.offer_id for o in sent}
+
+
+def _first_resolves(d: Driver, alarm_id: str, ids: dict[str, str]) -> list[object]:
+    d.act("cw-01", ActionKind.ACCEPT, alarm_id, ids["cw-01"])
+    d.act("cw-01", ActionKind.ARRIVED, alarm_id)
+    return list(d.act("cw-01", ActionKind.RESOLVED, alarm_id, outcome=Outcome.ASSISTED))
+
+
+def _resident_cancels(d: Driver, alarm_id: str, ids: dict[str, str]) -> list[object]:
+    from gateway.engine.triage import TriagePolicy
+
+    d.core.policies[HZC.id] = TriagePolicy(cancel_welfare_check=False)
+    device = d.state.alarms[alarm_id].device_id
+    assert device is not None
+    return list(d.event(device, "cancel"))
+
+
+@pytest.mark.parametrize(
+    ("close", "reason"),
+    [(_first_resolves, "resolved by cw-01"), (_resident_cancels, "cancelled by resident")],
+    ids=["first-of-pair-resolves", "resident-cancels"],
+)
+def test_closing_an_alarm_withdraws_every_live_offer_with_the_reason(
+    close: Callable[[Driver, str, dict[str, str]], list[object]], reason: str
+) -> None:
+    d, alarm_id, ids = _pair_offered()
+    cmds = close(d, alarm_id, ids)
+    assert not d.state.alarms[alarm_id].is_open
+    cancels = [c for c in cmds if isinstance(c, CancelOffer)]
+    # cw-02 still held a live offer: it is withdrawn, naming why; nobody else is told twice.
+    assert [(c.carer_id, c.offer_id, c.reason) for c in cancels if c.carer_id == "cw-02"] == [
+        ("cw-02", ids["cw-02"], reason)
+    ]
+    assert all(c.reason == reason for c in cancels)
+
+
+def test_a_pair_member_who_accepted_is_told_when_the_other_resolves() -> None:
+    d, alarm_id, ids = _pair_offered()
+    d.act("cw-01", ActionKind.ACCEPT, alarm_id, ids["cw-01"])
+    d.act("cw-02", ActionKind.ACCEPT, alarm_id, ids["cw-02"])
+    d.act("cw-01", ActionKind.ARRIVED, alarm_id)
+    cmds = d.act("cw-01", ActionKind.RESOLVED, alarm_id, outcome=Outcome.ASSISTED)
+    cancels = [c for c in cmds if isinstance(c, CancelOffer)]
+    assert [(c.carer_id, c.offer_id, c.reason) for c in cancels] == [
+        ("cw-02", f"{alarm_id}.held", "resolved by cw-01")
+    ]
+    assert d.state.carers["hazelhurst-court/cw-02"].busy_with is None

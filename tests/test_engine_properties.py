@@ -8,13 +8,15 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gateway.engine import routing
 from gateway.engine.model import (
     OPEN_STATES,
     ActionKind,
+    ActionResult,
     AlarmState,
+    CancelOffer,
     Command,
     Outcome,
     PresenceIn,
@@ -32,15 +34,53 @@ ALARM_DEVICES = sorted(
     d.device_id for d in HZC.devices if d.type.value in ("pendant", "fall_detector", "smoke")
 )
 CARERS = sorted(c.id for c in HZC.carers)
+START = NIGHT.replace(hour=22, minute=30) - timedelta(days=1)
+# Carers rostered around the start: drawn more often, so pairs are routable and get offers.
+ROSTERED = sorted(
+    c
+    for c in CARERS
+    if any(routing.on_shift_roles(HZC, c, START + timedelta(minutes=m)) for m in (0, 45, 120))
+)
+# Devices of double-handed residents: pairs, and the close paths that strand a pair's offer.
+PAIR_DEVICES = sorted(
+    d.device_id
+    for d in HZC.devices
+    if d.device_id in ALARM_DEVICES
+    and any(
+        "double_handed" in r.risk_flags and (d.resident == r.client_ref or d.flat == r.flat)
+        for r in HZC.residents
+    )
+)
 
 
 class Night(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         # Start at 22:30 so shifts begin and end during the run as well.
-        self.d = Driver(NIGHT.replace(hour=22, minute=30) - timedelta(days=1))
+        self.d = Driver(START)
         self.events: list[str] = []
         self.last_at: dict[str, object] = {}
+        # What the handsets show, built only from the messages they were sent:
+        # (carer, offer_id) -> alarm_id for offers, (carer, alarm_id) for alarms they hold.
+        self.shown: dict[tuple[str, str], str] = {}
+        self.holding: set[tuple[str, str]] = set()
+
+    def _handsets(self, cmds: list[Command]) -> None:
+        for c in cmds:
+            if isinstance(c, SendOffer):
+                self.shown[(c.carer_id, c.offer_id)] = c.alarm_id
+            elif isinstance(c, CancelOffer):
+                self.shown.pop((c.carer_id, c.offer_id), None)
+                self.holding.discard((c.carer_id, c.alarm_id))
+            elif isinstance(c, ActionResult) and c.ok and c.action in ("accept", "decline"):
+                # The handset answered its own offer: it is no longer an offer on screen.
+                for key, alarm_id in list(self.shown.items()):
+                    if key[0] == c.carer_id and alarm_id == c.alarm_id:
+                        del self.shown[key]
+                if c.action == "accept":
+                    self.holding.add((c.carer_id, c.alarm_id))
+            elif isinstance(c, ActionResult) and c.ok and c.action == "resolved":
+                self.holding.discard((c.carer_id, c.alarm_id))
 
     def _check(self, before: dict[str, AlarmState], cmds: list[Command]) -> None:
         state = self.d.state
@@ -74,10 +114,20 @@ class Night(RuleBasedStateMachine):
     def _feed(self, inp: object) -> list[Command]:
         before = {k: a.state for k, a in self.d.state.alarms.items()}
         cmds = self.d.feed(inp)  # type: ignore[arg-type]
+        self._handsets(cmds)
         self._check(before, cmds)
         return cmds
 
-    @rule(carer=st.sampled_from(CARERS), flat=st.sampled_from(FLATS))
+    @initialize(flats=st.lists(st.sampled_from(FLATS), min_size=2, max_size=2))
+    def shift_starts(self, flats: list[str]) -> None:
+        """The late pair is on and signed in, so most nights have someone to offer to."""
+        from gateway.engine.model import Position
+
+        on = [c for c in ROSTERED if routing.on_shift_roles(HZC, c, START)][:2]
+        for carer, flat in zip(on, flats, strict=False):
+            self._feed(PresenceIn(HZC.id, carer, "login", Position(flat=flat)))
+
+    @rule(carer=st.sampled_from(CARERS) | st.sampled_from(ROSTERED), flat=st.sampled_from(FLATS))
     def login(self, carer: str, flat: str) -> None:
         from gateway.engine.model import Position
 
@@ -94,7 +144,7 @@ class Night(RuleBasedStateMachine):
                 self._feed(PresenceIn(HZC.id, c.carer_id, "heartbeat"))
 
     @rule(
-        device=st.sampled_from(ALARM_DEVICES),
+        device=st.sampled_from(ALARM_DEVICES) | st.sampled_from(PAIR_DEVICES),
         kind=st.sampled_from(["pendant_press", "fall_detected", "cancel", "smoke"]),
     )
     def event(self, device: str, kind: str) -> None:
@@ -135,7 +185,33 @@ class Night(RuleBasedStateMachine):
             )
         )
 
-    @rule(seconds=st.integers(min_value=1, max_value=400))
+    def _next_steps(self) -> list[tuple[str, str, ActionKind, str | None]]:
+        steps: list[tuple[str, str, ActionKind, str | None]] = []
+        for a in sorted(self.d.state.alarms.values(), key=lambda a: a.alarm_id):
+            if not a.is_open:
+                continue
+            steps += [(a.alarm_id, o.carer_id, ActionKind.ACCEPT, o.offer_id) for o in a.offers]
+            for cid in a.accepted_by:
+                step = ActionKind.RESOLVED if cid in a.arrived_by else ActionKind.ARRIVED
+                steps.append((a.alarm_id, cid, step, None))
+        return steps
+
+    @precondition(lambda self: bool(self._next_steps()))
+    @rule(data=st.data())
+    def carer_moves_on(self, data: st.DataObject) -> None:
+        """A holder takes their next step (accept, arrive, resolve): whole lifecycles happen."""
+        from gateway.engine.model import ActionIn
+
+        # A few steps in a row, as a carer works an alarm before much else happens.
+        for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+            steps = self._next_steps()
+            if not steps:
+                return
+            alarm_id, carer, action, offer = data.draw(st.sampled_from(steps))
+            outcome = data.draw(st.sampled_from([o for o in Outcome if o is not Outcome.OTHER]))
+            self._feed(ActionIn(HZC.id, carer, action, alarm_id, offer, outcome, "note"))
+
+    @rule(seconds=st.integers(min_value=1, max_value=50) | st.integers(min_value=1, max_value=400))
     def time_passes(self, seconds: int) -> None:
         self.d.advance(seconds)
         # The shell fires due deadlines with their epoch; a stale epoch is also sent.
@@ -166,6 +242,19 @@ class Night(RuleBasedStateMachine):
                 assert a.deadline is None and not a.offers
 
     @invariant()
+    def no_carer_holds_a_live_offer_for_an_alarm_that_is_not_open(self) -> None:
+        # Judged from what the handsets were told, not from the engine's own bookkeeping: an
+        # offer the engine forgets without a cancel is still on a carer's screen.
+        for (carer, offer_id), alarm_id in self.shown.items():
+            a = self.d.state.alarms.get(alarm_id)
+            assert a is not None and a.is_open, (
+                f"{carer} still shows offer {offer_id} of a closed alarm"
+            )
+        for carer, alarm_id in self.holding:
+            a = self.d.state.alarms.get(alarm_id)
+            assert a is not None and a.is_open, f"{carer} still holds closed alarm {alarm_id}"
+
+    @invariant()
     def carers_busy_only_with_open_alarms_they_hold(self) -> None:
         for c in self.d.state.carers.values():
             if c.busy_with is not None:
@@ -174,7 +263,7 @@ class Night(RuleBasedStateMachine):
 
 
 Night.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -32,6 +32,7 @@ from dashboard_tui.widgets.alerts import AlertsLog
 from dashboard_tui.widgets.carers import CarersTable
 from dashboard_tui.widgets.header import GatewayStatus
 from devices.events import Priority
+from gateway.api.live import alarm_view
 from gateway.engine.model import (
     Alarm,
     AlarmState,
@@ -42,7 +43,6 @@ from gateway.engine.model import (
     to_json,
 )
 from gateway.engine.routing import Candidate
-from gateway.http import alarm_view
 
 SCHEME = "hazelhurst-court"
 NOW = datetime(2025, 1, 14, 2, 14, 0, tzinfo=UTC)  # 02:14 on a winter night (GMT = UTC)
@@ -113,7 +113,7 @@ def open_alarms() -> list[dict[str, Any]]:
 
 
 def _carer(carer_id: str, **kw: Any) -> dict[str, Any]:
-    # The exact dict gateway/http.py builds in GET /api/v1/carers.
+    # The exact dict the gateway builds in GET /api/v1/carers (gateway/api/live.py).
     row: dict[str, Any] = {
         "scheme": SCHEME,
         "carer_id": carer_id,

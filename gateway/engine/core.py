@@ -254,7 +254,17 @@ class Core:
         tx.cmds.append(ScheduleDeadline(a.alarm_id, epoch, due, kind))
         return replace(a, epoch=epoch, deadline=Deadline(due, epoch, kind))
 
-    def _close(self, a: Alarm) -> Alarm:
+    def _close(self, tx: _Tx, a: Alarm, why: str, *, told: tuple[str, ...] = ()) -> Alarm:
+        """The one way an alarm stops being open: every live offer is withdrawn with ``why``.
+
+        A carer left holding an offer for a closed alarm may walk to a flat for nothing while
+        another alarm waits, so no close path may drop an offer silently. Carers who accepted
+        are told too (``told`` names those who already know, such as the one who resolved)."""
+        for o in a.offers:
+            tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
+        for cid in a.accepted_by:
+            if cid not in told:
+                tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, f"{a.alarm_id}.held", why))
         return replace(a, deadline=None, epoch=a.epoch + 1, offers=())
 
     def _careline(self, tx: _Tx, a: Alarm, status: str, **kw: Any) -> None:
@@ -603,10 +613,9 @@ class Core:
         if a is None or a.state is not AlarmState.RAISED or not a.deadline:
             return
         if a.deadline.kind is DeadlineKind.DEFER:
-            a = self._transition(
-                tx, a, AlarmState.CANCELLED, None, reason=f"cleared by {kind.value}"
-            )
-            tx.put_alarm(self._close(a))
+            why = f"cleared by {kind.value}"
+            a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
+            tx.put_alarm(self._close(tx, a, why))
 
     def _on_resident_cancel(self, tx: _Tx, e: EventIn, ref: str | None) -> None:
         a = self._open_for(tx, e.scheme, ref, e.device_id)
@@ -627,14 +636,10 @@ class Core:
         self._cancel(tx, a, "cancelled by resident")
 
     def _cancel(self, tx: _Tx, a: Alarm, why: str) -> None:
-        for o in a.offers:
-            tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
-        for cid in a.accepted_by:  # whoever is on their way must be told too
-            tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, f"{a.alarm_id}.held", why))
         self._free_carers(tx, a)
         a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
         self._careline(tx, a, "cancelled")
-        tx.put_alarm(self._close(a))
+        tx.put_alarm(self._close(tx, a, why))  # whoever is on their way is told too
 
     def _free_carers(self, tx: _Tx, a: Alarm) -> None:
         for cid in a.accepted_by:
@@ -901,7 +906,8 @@ class Core:
                 tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, msg))
             if a.chain.advise_edt:
                 tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, msg))
-        tx.put_alarm(self._close(a))
+        # The resolver knows; a pair's other carer and any still-live offer are told.
+        tx.put_alarm(self._close(tx, a, f"resolved by {cid}", told=(cid,)))
 
     def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
         assert a.deadline is not None

@@ -21,6 +21,7 @@ import aiomqtt
 
 from devices.events import Priority
 from devices.topics import TopicLayout
+from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.dispatch_hub import DispatchHub
@@ -504,11 +505,8 @@ class EngineService:
         while True:
             try:
                 async with aiomqtt.Client(
-                    hostname=m.host,
-                    port=m.port,
+                    **connection_options(m),
                     identifier=f"{m.client_id}-out",
-                    username=m.username,
-                    password=m.password.get_secret_value() if m.password else None,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     timeout=10,
                 ) as client:

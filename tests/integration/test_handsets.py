@@ -3,15 +3,18 @@ stale offers, and a handset that goes silent."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
+from responders.credentials import CredentialStore
 from tests.conftest import GatewayEnv
-from tests.engine_helpers import device_in
+from tests.engine_helpers import HZC, device_in, resident_with
 from tests.integration.night import Night
 
 pytestmark = pytest.mark.integration
@@ -86,3 +89,101 @@ def test_silent_handset_drops_out_of_routing_and_control_room_is_told(
     assert night.offers_to("cw-01") == []
     reader.join(timeout=10)
     assert any("handset_silent" in line for line in sse), "control-room stream carries the alert"
+
+
+class PageStream:
+    """A carer page's live stream (``/carer/api/stream``), read as the page's EventSource does."""
+
+    def __init__(self, base_url: str, scheme: str, carer: str, token: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=60))
+        r = self.client.post(
+            "/carer/api/login", json={"scheme": scheme, "carer_id": carer, "token": token}
+        )
+        r.raise_for_status()
+        self.events: list[dict[str, object]] = []
+        self._cond = threading.Condition()
+        self._hello = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self._hello.wait(20), "carer page stream did not open"
+
+    def _read(self) -> None:
+        try:
+            self._read_stream()
+        except httpx.HTTPError:
+            if not self._stop.is_set():  # closing the client ends the read; anything else fails
+                raise
+
+    def _read_stream(self) -> None:
+        with self.client.stream("GET", "/carer/api/stream") as r:
+            event = ""
+            for line in r.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                    if event == "hello":
+                        self._hello.set()
+                elif line.startswith("data: ") and event == "dispatch":
+                    with self._cond:
+                        self.events.append(json.loads(line.removeprefix("data: ")))
+                        self._cond.notify_all()
+
+    def wait(self, timeout: float, **match: object) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.events:
+                    if all(e.get(k) == v for k, v in match.items()):
+                        return e
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {match} on the carer page stream; saw {self.events[-10:]}"
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client.close()
+
+
+def test_when_one_of_a_pair_resolves_the_others_live_offer_is_withdrawn_everywhere(
+    night: Night, gateway: GatewayEnv, tmp_path: Path
+) -> None:
+    creds = tmp_path / "carer-credentials.json"
+    store = CredentialStore()
+    token = store.issue(HZC.id, ["cw-02"])["cw-02"]
+    store.save(creds)
+    gateway.process.env.update(
+        {
+            "TELECARE_CARER_AUTH__FILE": str(creds),
+            # The second carer's offer stays live (600 scheme s = 60 s real) while cw-01 works.
+            "TELECARE_ENGINE__OFFER_TIMEOUT_S": "600",
+        }
+    )
+    gateway.process.start()
+    page = PageStream(gateway.process.url, HZC.id, "cw-02", token)
+    try:
+        night.on_shift({"cw-01": "A-012", "cw-02": "B-050"})
+        resident = resident_with("double_handed")
+        night.press(device_in(resident.flat))
+        first = night.wait_dispatch("cw-01", "offer")
+        alarm_id = str(first["alarm_id"])
+        second = night.wait_dispatch("cw-02", "offer", alarm_id=alarm_id)
+        assert first["double_handed"] is True
+        page.wait(20, type="offer", offer_id=second["offer_id"])
+        night.act("cw-01", "accept", alarm_id, str(first["offer_id"]))
+        night.wait_dispatch("cw-01", "action_result", alarm_id=alarm_id, action="accept", ok=True)
+        night.act("cw-01", "arrived", alarm_id)
+        night.wait_dispatch("cw-01", "action_result", alarm_id=alarm_id, action="arrived", ok=True)
+        night.act("cw-01", "resolved", alarm_id, outcome="assisted")
+        # cw-02 is told on the handset topic and on the page stream, with the reason.
+        cancel = night.wait_dispatch("cw-02", "cancel", alarm_id=alarm_id)
+        assert cancel["offer_id"] == second["offer_id"]
+        assert cancel["reason"] == "resolved by cw-01"
+        on_page = page.wait(20, type="cancel", offer_id=second["offer_id"])
+        assert on_page["reason"] == "resolved by cw-01"
+        # And the page's own catch-up view no longer lists the offer.
+        state = page.client.get("/carer/api/state").json()
+        assert all(o["alarm_id"] != alarm_id for o in state["offers"])
+    finally:
+        page.close()

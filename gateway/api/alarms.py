@@ -1,0 +1,36 @@
+"""Alarms: the engine's live view, and one alarm's timeline and decision records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api_models import Alarm, AlarmDetail
+from gateway.api.deps import LiveDep, QueriesDep
+from gateway.api.ports import DatabaseUnavailable, NotAnId
+
+router = APIRouter(tags=["alarms"])
+
+
+@router.get("/api/v1/alarms")
+async def alarms(
+    live: LiveDep, open_only: Annotated[bool, Query(alias="open")] = True
+) -> list[Alarm]:
+    """Alarms held by the engine now (live, from memory), most urgent and oldest first."""
+    return live.alarms(open_only)
+
+
+@router.get("/api/v1/alarms/{alarm_id}")
+async def alarm_detail(alarm_id: str, live: LiveDep, queries: QueriesDep) -> AlarmDetail:
+    """One alarm: live state, its timeline and every routing decision (from TimescaleDB)."""
+    a = live.alarm(alarm_id)
+    try:
+        timeline, decisions = await queries.alarm_history(alarm_id)
+    except NotAnId as exc:
+        raise HTTPException(422, f"not an alarm id: {alarm_id!r}") from exc
+    except DatabaseUnavailable as exc:
+        raise HTTPException(503, f"database unavailable: {exc}") from exc
+    if a is None and not timeline:
+        raise HTTPException(404, f"no alarm {alarm_id!r}")
+    return AlarmDetail(alarm=a, timeline=tuple(timeline), decisions=tuple(decisions))

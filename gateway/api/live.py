@@ -1,0 +1,142 @@
+"""The live view the API reads: the engine's in-memory state, rendered as API models."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from api_models import (
+    Alarm,
+    Carer,
+    CarerPageState,
+    ClockReading,
+    DispatchOffer,
+    HeldAlarm,
+)
+from devices.scheme import Scheme
+from gateway.clock import Clock
+from gateway.engine import routing
+from gateway.engine.core import SLEEP_IN_DISTURBANCE_LIMIT, night_of
+from gateway.engine.model import Alarm as EngineAlarm
+from gateway.engine.model import Offer, to_json
+from gateway.engine.shell import EngineService
+from gateway.registry import SchemeRegistry
+
+
+def alarm_view(a: EngineAlarm) -> dict[str, Any]:
+    """An engine alarm as JSON, without its internal escalation chain and event ids."""
+    out: dict[str, Any] = to_json(a)
+    out.pop("chain", None)
+    out.pop("event_ids", None)
+    return out
+
+
+class EngineLiveView:
+    """Implements ``ports.LiveView`` over the running engine."""
+
+    def __init__(
+        self,
+        engine: EngineService,
+        registry: SchemeRegistry,
+        clock: Clock,
+        handset_timeout_s: int,
+    ) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._clock = clock
+        self._handset_timeout_s = handset_timeout_s
+
+    def scheme(self, scheme_id: str) -> Scheme | None:
+        return self._registry.schemes.get(scheme_id)
+
+    def scheme_ids(self) -> list[str]:
+        return sorted(self._registry.schemes)
+
+    def clock(self) -> ClockReading:
+        c = self._clock
+        return ClockReading(
+            now=c.now(), speed=c.speed, anchor_real=c.anchor_real, anchor_scheme=c.anchor_scheme
+        )
+
+    def alarms(self, open_only: bool) -> list[Alarm]:
+        rows = [a for a in self._engine.state.alarms.values() if a.is_open or not open_only]
+        rows.sort(key=lambda a: (a.priority.value, a.opened_at))
+        return [Alarm.model_validate(alarm_view(a)) for a in rows]
+
+    def alarm(self, alarm_id: str) -> Alarm | None:
+        a = self._engine.state.alarms.get(alarm_id)
+        return Alarm.model_validate(alarm_view(a)) if a is not None else None
+
+    def carers(self) -> list[Carer]:
+        now = self._clock.now()
+        out = []
+        for _key, c in sorted(self._engine.state.carers.items()):
+            scheme = self._registry.schemes.get(c.scheme)
+            if scheme is None:
+                continue
+            ok, why = routing.routable(scheme, c, now, self._handset_timeout_s)
+            roles = routing.on_shift_roles(scheme, c.carer_id, now)
+            known = scheme.carer(c.carer_id)
+            out.append(
+                Carer(
+                    scheme=c.scheme,
+                    carer_id=c.carer_id,
+                    display_name=known.display_name if known else c.carer_id,
+                    on_shift=tuple(sorted(r.value for r in roles)),
+                    logged_in=c.logged_in,
+                    status=c.status.value,
+                    handset_seen=c.handset_seen,
+                    position=to_json(c.position),
+                    busy_with=c.busy_with,
+                    routable=ok,
+                    reason=why,
+                )
+            )
+        return out
+
+    def carer_page(self, scheme_id: str, carer_id: str) -> CarerPageState:
+        scheme = self._registry.schemes[scheme_id]
+        st = self._engine.state
+        core = self._engine.core
+        now = self._clock.now()
+        offers = []
+        alarms = []
+        for a in st.alarms.values():
+            if a.scheme != scheme_id or not a.is_open:
+                continue
+            for o in a.offers:
+                if o.carer_id == carer_id:
+                    offers.append(DispatchOffer.model_validate(core.offer_payload(scheme, a, o)))
+            if carer_id in a.accepted_by:
+                held = Offer(f"{a.alarm_id}.held", carer_id, a.last_at, "held")
+                alarms.append(
+                    HeldAlarm.model_validate(
+                        {
+                            **core.offer_payload(scheme, a, held),
+                            "state": a.state.value,
+                            "arrived": carer_id in a.arrived_by,
+                        }
+                    )
+                )
+        c = st.carers.get(routing.carer_key(scheme_id, carer_id))
+        night = night_of(now.astimezone(scheme.tz))
+        disturbed = st.disturbances.get(f"{scheme_id}/{carer_id}/{night}", 0)
+        carer = scheme.carer(carer_id)
+        return CarerPageState(
+            carer_id=carer_id,
+            display_name=carer.display_name if carer else carer_id,
+            scheme=scheme_id,
+            now=now,
+            logged_in=bool(c and c.logged_in),
+            on_shift=sorted(r.value for r in routing.on_shift_roles(scheme, carer_id, now)),
+            offers=offers,
+            alarms=alarms,
+            disturbances_tonight=disturbed,
+            waking_night=disturbed > SLEEP_IN_DISTURBANCE_LIMIT,
+        )
+
+    def maintenance_default_minutes(self, scheme_id: str) -> int:
+        return self._engine.core._policy(scheme_id).maintenance_default_s // 60
+
+    def stream(self, key: str, event: str) -> AsyncIterator[str]:
+        return self._engine.hub.sse(key, event)
