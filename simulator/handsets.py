@@ -53,6 +53,9 @@ class World:
     counts: Counter[str] = field(default_factory=Counter)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner = field(default_factory=Owner)
+    # Every stretch a carer was busy (alarm, escort or visit), in scheme epoch seconds: a stall
+    # inside one delays every alarm that had to wait for that carer (see simulator.verdict).
+    jobs: list[tuple[float, float]] = field(default_factory=list)
 
     def spawn(self, coro: Any) -> None:
         self.owner.spawn(coro)
@@ -99,7 +102,8 @@ class Handset:
         self.place: Place = base_place(world.scheme, zone)
         self.logged_in = False
         self.silent_until = 0.0  # real monotonic-free: a scheme timestamp (epoch seconds)
-        self.busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
+        self._busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
+        self._job_start: float | None = None
         self.live: dict[str, dict[str, Any]] = {}  # alarm_id -> the live offer
         self.seen_offers: set[str] = set()
         self.accepted: set[str] = set()
@@ -107,6 +111,24 @@ class Handset:
         self.results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.never_answers = carer_id in world.cfg.never_answer
         self._beat: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> str | None:
+        return self._busy
+
+    @busy.setter
+    def busy(self, value: str | None) -> None:
+        """Record each busy stretch as it ends (a change of job ends one and starts another)."""
+        if value != self._busy:
+            self.end_job()
+            if value is not None:
+                self._job_start = self._now_s()
+        self._busy = value
+
+    def end_job(self) -> None:
+        if self._job_start is not None:
+            self.w.jobs.append((self._job_start, self._now_s()))
+            self._job_start = None
 
     # ---- presence -----------------------------------------------------------------------
 

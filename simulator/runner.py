@@ -582,6 +582,7 @@ async def _play_and_judge(
             sim_end = clock.now()
             drain_timed_out = bool(sim.rec.counts.get("drain_timed_out"))
             for h in sim.world.handsets.values():
+                h.end_job()
                 try:
                     await h.logout()
                 except wire.PublishFailed:
@@ -631,6 +632,7 @@ async def _play_and_judge(
         task_failures=failures,
         drain_timed_out=drain_timed_out,
         behind=behind,
+        jobs=sim.world.jobs,
     )
     verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end)
     verdict.update(
@@ -655,11 +657,13 @@ def run(scn: Scenario, opts: RunOptions, progress: Progress | None = None) -> di
 def run_with_rerun(
     scn: Scenario, opts: RunOptions, progress: Progress | None = None, slower: float = 0.5
 ) -> dict[str, Any]:
-    """Run; if the run was not valid (the machine starved it), run once more at ``slower``
-    times the speed. The second verdict stands, with the first one's reasons attached; if it
-    is still not valid, ``machine_message`` says so in words about the machine."""
+    """Run; if the run was not valid because the machine starved it (timing not judged,
+    messages not delivered, the gateway left behind), run once more at ``slower`` times the
+    speed. Any other invalid run (the gateway did not start) is returned as it is. The second
+    verdict stands, with the first one's reasons attached; if it is still starved,
+    ``machine_message`` says so in words about the machine."""
     first = run(scn, opts, progress)
-    if first["exit_code"] != 2:
+    if first["exit_code"] != 2 or not first["run"].get("starved"):
         return first
     speed = float(first.get("speed") or opts.speed or scn.speed) * slower
     second = run(scn, replace(opts, speed=speed), progress)
@@ -668,7 +672,7 @@ def run_with_rerun(
         "problems": first["run"]["problems"],
         "real_seconds": first.get("real_seconds"),
     }
-    if second["exit_code"] == 2:
+    if second["exit_code"] == 2 and second["run"].get("starved"):
         second["machine_message"] = (
             f"The machine could not keep time for {scn.name}: at x{first.get('speed')} and again"
             f" at x{speed:g} the run was not valid ({'; '.join(second['run']['problems'])})."

@@ -78,6 +78,7 @@ class RunFacts:
     task_failures: list[str] = field(default_factory=list)
     drain_timed_out: bool = False
     behind: str | None = None  # the gateway had not recorded everything when judged
+    jobs: list[tuple[float, float]] = field(default_factory=list)  # carers' busy stretches
 
 
 Step = tuple[str, str, datetime, str, str | None, int]  # alarm, step, at, priority, carer, seq
@@ -315,11 +316,14 @@ def compute(
             accept_s.append((acc[2] - raised[2]).total_seconds())
         if arr is not None:
             arrive_s.append((arr[2] - raised[2]).total_seconds())
+        since = _waited_since(raised[2], run.jobs)
         if bar is not None:
-            accept_results.append(_timed(raised[2], acc[2] if acc else None, end, bar, stalls))
+            got = _timed(raised[2], acc[2] if acc else None, end, bar, stalls, since)
+            accept_results.append(got)
         target = scheme.targets.get(raised[3])  # type: ignore[call-overload]
         if target is not None and not was_cancelled:
-            site_results.append(_timed(raised[2], arr[2] if arr else None, end, target, stalls))
+            got = _timed(raised[2], arr[2] if arr else None, end, target, stalls, since)
+            site_results.append(got)
     gw_only = [k for k, rows in by_alarm.items() if k not in own and rows[0][1] == "raised"]
     double_recorded = sum(1 for n in db.events.values() if n > 1)
     per_carer: dict[str, set[str]] = defaultdict(set)
@@ -387,17 +391,31 @@ def compute(
     return v
 
 
+def _waited_since(raised: datetime, jobs: list[tuple[float, float]]) -> float:
+    """Where an alarm's window of machine influence starts: when it was raised, or earlier,
+    at the start of any carer's job still running then. A stall inside that job kept the
+    carer from this alarm as surely as a stall after it was raised."""
+    t = _ts(raised)
+    return min([start for start, stop in jobs if start <= t <= stop] + [t])
+
+
 def _timed(
-    raised: datetime, done: datetime | None, end: datetime | None, bar: float, stalls: Intervals
+    raised: datetime,
+    done: datetime | None,
+    end: datetime | None,
+    bar: float,
+    stalls: Intervals,
+    since: float | None = None,
 ) -> tuple[bool, bool]:
-    """(within ``bar``, a miss the stalls may explain) for one alarm's step after ``raised``."""
+    """(within ``bar``, a miss the stalls may explain) for one alarm's step after ``raised``;
+    stalls count from ``since`` (see ``_waited_since``)."""
     stop = done or end
     if stop is None:
         return False, False
     took = (stop - raised).total_seconds()
     if done is not None and took <= bar:
         return True, False
-    lost_to_machine = stalls.measure(_ts(raised), _ts(stop))
+    lost_to_machine = stalls.measure(_ts(raised) if since is None else since, _ts(stop))
     return False, took - lost_to_machine <= bar
 
 
@@ -474,6 +492,9 @@ def run_health(
         f"max clock slip {slip:.2f} s real ({slip * speed:.0f} s scheme) at x{speed:g}; "
         f"stalled scheme time: simulator {sim_stalled:.0f} s, gateway {gw_stalled:.0f} s"
     )
+    # Starved: the machine did not keep time or did not deliver. A slower run may do better;
+    # a run that could not start or whose simulator failed would not.
+    starved = bool(not_judged or v["undelivered"] or run.behind)
     if not_judged:
         problems.append(
             f"the run slipped {slip:.1f} s at x{speed:g} (stalls covered {stalls.measure():.0f}"
@@ -487,6 +508,7 @@ def run_health(
         problems.append("simulator tasks failed: " + "; ".join(run.task_failures[:5]))
     return {
         "kept_time": not len(stalls),
+        "starved": starved,
         "summary": summary,
         "simulator": run.slip,
         "simulator_stalled_scheme_s": round(sim_stalled, 1),

@@ -70,6 +70,7 @@ def test_a_clean_night_passes_with_exit_0() -> None:
     sim, db = _night([30, 40, 50, 60])
     v = compute(sim, db, SCH, EXPECT, run=RunFacts(speed=400), until=_at(10_000))
     assert v["exit_code"] == 0 and v["outcome"] == "pass"
+    assert not v["run"]["starved"] and v["run"]["problems"] == []
     assert [c["status"] for c in v["timing_checks"]] == ["pass"]
     assert v["run"]["kept_time"]
 
@@ -89,6 +90,7 @@ def test_a_miss_the_machine_explains_is_not_judged_and_the_run_not_valid() -> No
     assert v["timing_checks"][0]["status"] == "not judged"
     assert v["timing_checks"][0]["ok"] is None  # never reported as passed
     assert v["exit_code"] == 2 and v["outcome"] == "run not valid"
+    assert v["run"]["starved"]  # so CI runs it again, slower
     assert "not judged" in v["run"]["problems"][0]
     # The product's invariants were still judged, and hold.
     assert all(c["status"] == "pass" for c in v["product_checks"])
@@ -123,7 +125,7 @@ def test_a_message_the_broker_never_took_is_not_the_product_losing_it() -> None:
     db.steps = [s for s in db.steps if s[0] != sim.alarms[1].alarm_id]
     v = compute(sim, db, SCH, EXPECT, run=RunFacts(speed=400), until=_at(10_000))
     assert v["lost"] == 0 and v["undelivered"] == 1
-    assert v["exit_code"] == 2
+    assert v["exit_code"] == 2 and v["run"]["starved"]
 
 
 def test_lifecycle_order() -> None:
@@ -175,3 +177,19 @@ def test_slip_meter_turns_lateness_into_stalls() -> None:
     assert abs(m.stalls.measure() - 200.0) < 1e-6
     s = m.summary()
     assert s["max_slip_real_s"] == 0.5 and s["max_slip_scheme_s"] == 200.0
+
+
+def test_a_stall_in_the_job_a_carer_was_finishing_counts_for_the_alarm_that_waited() -> None:
+    """The cascade: a stall made cw-01's previous job run long, so the next alarm waited for
+    cw-01 although no stall fell after it was raised: that miss is the machine's too."""
+    sim, db = _night([30, 40, 50, 700])
+    t = 3000.0
+    stalls = Intervals()
+    stalls.add(_at(t - 900).timestamp(), _at(t - 300).timestamp())  # before the alarm
+    jobs = [(_at(t - 1000).timestamp(), _at(t + 650).timestamp())]
+    plain = compute(sim, db, SCH, EXPECT, run=RunFacts(speed=400, stalls=stalls), until=_at(10_000))
+    assert plain["timing_checks"][0]["status"] == "fail"  # nothing in the alarm's own window
+    v = compute(
+        sim, db, SCH, EXPECT, run=RunFacts(speed=400, stalls=stalls, jobs=jobs), until=_at(10_000)
+    )
+    assert v["timing_checks"][0]["status"] == "not judged" and v["exit_code"] == 2
