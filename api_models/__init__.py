@@ -40,7 +40,14 @@ from api_models.carer_page import (
 from api_models.carers import Carer, CarerStatusIn, Position
 from api_models.common import Accepted, Shape, Status
 from api_models.devices import MaintenanceAccepted, MaintenanceIn
-from api_models.health import ClockReading, Health, IngestStats, Readiness
+from api_models.health import (
+    ClockReading,
+    Health,
+    IngestStats,
+    Readiness,
+    ShipperStatus,
+    StreamStatus,
+)
 from api_models.records import DeadLetterRow, DeviceEventRow
 from api_models.streams import Alert
 
@@ -80,7 +87,9 @@ __all__ = [
     "SessionInfo",
     "SessionOut",
     "Shape",
+    "ShipperStatus",
     "Status",
+    "StreamStatus",
     "TimelineRow",
     "UserIn",
     "UserOut",

@@ -10,8 +10,10 @@ from api_models.common import Shape
 class Alert(Shape):
     """One ``event: alert`` from ``GET /api/v1/alerts/stream``.
 
-    ``type`` is alert, on_call, edt, follow_up or technical; only ``alert`` carries a priority
-    and code, ``technical`` carries a code and device, ``on_call`` the carer told.
+    ``type`` is alert, on_call, edt, follow_up, technical or delivery_failed; only ``alert``
+    carries a priority and code, ``technical`` carries a code and device, ``on_call`` the carer
+    told; ``delivery_failed`` (a publish the broker refused or never acknowledged, see
+    docs/protocol.md) carries a code, priority, carer and alarm.
     """
 
     type: str = "alert"

@@ -19,7 +19,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.events import EventKind
+from devices.records import EventRecord
 from devices.registry import DeviceType
 from devices.scheme import load_scheme
 from gateway.engine.core import Core
@@ -38,11 +40,11 @@ SCHEME = Path(__file__).resolve().parents[1] / "examples" / "hazelhurst-court.ya
 
 
 def incoming(i: int) -> Incoming:
-    key = str(uuid.UUID(int=i + 1))
-    body = {"event_id": key, "device_id": "d", "kind": "heartbeat"}
-    return Incoming(
-        "t/s/devices/d/events", datetime.now(UTC), [Decoded(RecordType.EVENT, "s", key, body)]
+    now = datetime.now(UTC)
+    event = EventRecord(
+        event_id=uuid.UUID(int=i + 1), device_id="d", kind=EventKind.HEARTBEAT, occurred_at=now
     )
+    return Incoming("t/s/devices/d/events", now, [Decoded.of("s", event)])
 
 
 def journal_rate(n: int, batch: int) -> float:

@@ -6,18 +6,30 @@ Every decoder raises only :class:`DecodeError`. The gateway dead-letters the mes
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from devices.events import CarelineCallout, DeviceEvent, EventKind
+from devices import storable
+from devices.events import EventKind
+from devices.records import (
+    ActionRecord,
+    CalloutRecord,
+    EventRecord,
+    PresenceRecord,
+    Record,
+    RecordType,
+    event_key,
+    record_key,
+)
+from devices.storable import Unstorable
 from devices.topics import Channel, TopicLayout
-from responders.protocol import HandsetAction, HandsetPresence
+
+__all__ = ["DecodeError", "Decoded", "Reason", "RecordType", "Registry", "decode_message"]
 
 # Namespace for event ids derived from Zigbee2MQTT state reports, which carry none.
 ZIGBEE_NAMESPACE = uuid.UUID("5b6f3c1e-2f8a-4e55-9a64-0c9d1f3a7e21")
@@ -33,34 +45,45 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_RESIDENT = "unknown_resident"
     UNKNOWN_CARER = "unknown_carer"
+    # Values the record cannot store (see devices.storable); same codes as storable.Refusal.
+    INTEGER_OUT_OF_RANGE = "integer_out_of_range"
+    NUL_CHARACTER = "nul_character"
+    UNPAIRED_SURROGATE = "unpaired_surrogate"
+    NON_FINITE_NUMBER = "non_finite_number"
+    TOO_DEEP = "too_deep"
+    TIME_OUT_OF_RANGE = "time_out_of_range"
 
 
 class DecodeError(Exception):
-    """A message the gateway will not accept, and why."""
+    """A message the gateway will not accept, and why. The only exception a decoder raises."""
 
     def __init__(self, reason: Reason, detail: str, scheme: str | None = None) -> None:
+        # The detail is stored and shown: it must itself be storable, whatever the input was.
+        detail = storable.escape_text(detail[:500])
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.scheme = scheme
 
 
-class RecordType(StrEnum):
-    EVENT = "event"
-    CALLOUT = "callout"
-    ACTION = "action"
-    PRESENCE = "presence"
-    CONTROL = "control"  # control-room overrides entered through the API
-
-
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """One accepted record: ``key`` is its idempotency key, ``body`` its canonical JSON."""
+    """One accepted record: ``key`` is its idempotency key, ``record`` the typed record."""
 
     record_type: RecordType
     scheme: str
     key: str
-    body: dict[str, Any]
+    record: Record
+
+    @classmethod
+    def of(cls, scheme: str, record: Record, key: str | None = None) -> Decoded:
+        """A record with its type tag and (unless given) its natural idempotency key."""
+        return cls(
+            RecordType(record.record_type),
+            scheme,
+            key if key is not None else record_key(scheme, record),
+            record,
+        )
 
 
 class Registry(Protocol):
@@ -79,11 +102,20 @@ class Registry(Protocol):
         ...
 
 
-def _json(payload: bytes) -> Any:
+def _json(payload: bytes, scheme: str | None = None) -> Any:
     try:
-        return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DecodeError(Reason.MALFORMED_JSON, str(exc)[:200]) from exc
+        return storable.loads(payload.decode("utf-8"))
+    except Unstorable as exc:
+        raise DecodeError(Reason(exc.refusal.value), exc.detail, scheme) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise DecodeError(Reason.MALFORMED_JSON, str(exc)[:200], scheme) from exc
+
+
+def _object(payload: bytes, scheme: str | None = None) -> dict[str, Any]:
+    data = _json(payload, scheme)
+    if not isinstance(data, dict):
+        raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object", scheme)
+    return data
 
 
 def _summary(exc: ValidationError) -> str:
@@ -95,26 +127,49 @@ def _summary(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def decode_canonical(payload: bytes) -> DeviceEvent:
+def _reason(exc: ValidationError) -> Reason:
+    """A storage refusal found by the model (the Python path) keeps its specific reason."""
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, Unstorable):
+            return Reason(cause.refusal.value)
+        if err["type"] == "finite_number":
+            return Reason.NON_FINITE_NUMBER
+    return Reason.INVALID_PAYLOAD
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(
+    model: type[M],
+    data: dict[str, Any],
+    scheme: str | None = None,
+    *,
+    from_topic: dict[str, str] | None = None,
+) -> M:
+    """Validate a wire payload as its record model. Fields the gateway fills in itself (the
+    record tag, the carer from the topic) may not come from the sender."""
+    own = {"record_type", *(from_topic or {})}
+    sent = sorted(own & data.keys())
+    if sent:
+        raise DecodeError(
+            Reason.INVALID_PAYLOAD, f"{sent[0]}: Extra inputs are not permitted", scheme
+        )
+    try:
+        return model.model_validate({**data, **(from_topic or {})})
+    except ValidationError as exc:
+        raise DecodeError(_reason(exc), _summary(exc), scheme) from exc
+
+
+def decode_canonical(payload: bytes) -> EventRecord:
     """A canonical JSON device event (protocol v1)."""
-    data = _json(payload)
-    if not isinstance(data, dict):
-        raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object")
-    try:
-        return DeviceEvent.model_validate(data)
-    except ValidationError as exc:
-        raise DecodeError(Reason.INVALID_PAYLOAD, _summary(exc)) from exc
+    return _validate(EventRecord, _object(payload))
 
 
-def decode_callout(payload: bytes) -> CarelineCallout:
+def decode_callout(payload: bytes) -> CalloutRecord:
     """A Careline call-out (protocol v1)."""
-    data = _json(payload)
-    if not isinstance(data, dict):
-        raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object")
-    try:
-        return CarelineCallout.model_validate(data)
-    except ValidationError as exc:
-        raise DecodeError(Reason.INVALID_PAYLOAD, _summary(exc)) from exc
+    return _validate(CalloutRecord, _object(payload))
 
 
 def _zigbee_bool(data: dict[str, Any], key: str) -> bool | None:
@@ -126,7 +181,7 @@ def _zigbee_bool(data: dict[str, Any], key: str) -> bool | None:
 
 def decode_zigbee(
     friendly_name: str, device_id: str, payload: bytes, received_at: datetime
-) -> list[DeviceEvent]:
+) -> list[EventRecord]:
     """A Zigbee2MQTT door sensor's state report, as canonical events.
 
     Zigbee2MQTT publishes whole state, not events: ``contact`` becomes door_open/door_closed,
@@ -135,9 +190,7 @@ def decode_zigbee(
     it (``advanced.last_seen: ISO_8601``), so a redelivered report is recognised as a
     duplicate; without it each report gets a fresh id.
     """
-    data = _json(payload)
-    if not isinstance(data, dict):
-        raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object")
+    data = _object(payload)
     contact = _zigbee_bool(data, "contact")
     battery_low = _zigbee_bool(data, "battery_low")
     tamper = _zigbee_bool(data, "tamper")
@@ -175,17 +228,20 @@ def decode_zigbee(
             event_id = uuid.uuid5(ZIGBEE_NAMESPACE, f"{friendly_name}|{last_seen}|{kind}")
         else:
             event_id = uuid.uuid4()
-        events.append(
-            DeviceEvent(
-                event_id=event_id,
-                device_id=device_id,
-                kind=kind,
-                occurred_at=occurred_at,
-                battery_pct=round(battery) if battery is not None else None,
-                location="front_door",
-                detail={"source": "zigbee2mqtt", "linkquality": lq} if lq is not None else None,
+        try:
+            events.append(
+                EventRecord(
+                    event_id=event_id,
+                    device_id=device_id,
+                    kind=kind,
+                    occurred_at=occurred_at,
+                    battery_pct=round(battery) if battery is not None else None,
+                    location="front_door",
+                    detail={"source": "zigbee2mqtt", "linkquality": lq} if lq is not None else None,
+                )
             )
-        )
+        except ValidationError as exc:
+            raise DecodeError(_reason(exc), _summary(exc)) from exc
     return events
 
 
@@ -222,39 +278,21 @@ def decode_message(
         assert info.subject is not None
         if not registry.has_carer(info.scheme, info.subject):
             raise DecodeError(Reason.UNKNOWN_CARER, f"carer {info.subject!r}", info.scheme)
-        data = _json(payload)
-        if not isinstance(data, dict):
-            raise DecodeError(Reason.INVALID_PAYLOAD, "payload is not a JSON object", info.scheme)
-        model: type[HandsetAction] | type[HandsetPresence]
-        model = HandsetAction if info.channel is Channel.CARER_ACTION else HandsetPresence
-        try:
-            msg = model.model_validate(data)
-        except ValidationError as exc:
-            raise DecodeError(Reason.INVALID_PAYLOAD, _summary(exc), info.scheme) from exc
-        body = msg.model_dump(mode="json")
-        body["carer_id"] = info.subject
-        if isinstance(msg, HandsetAction):
-            key = f"{info.scheme}/{info.subject}/{msg.action_id}"
-            return [Decoded(RecordType.ACTION, info.scheme, key, body)]
-        key = f"{info.scheme}/{info.subject}/{msg.presence_id}"
-        return [Decoded(RecordType.PRESENCE, info.scheme, key, body)]
+        data = _object(payload, info.scheme)
+        model: type[ActionRecord] | type[PresenceRecord]
+        model = ActionRecord if info.channel is Channel.CARER_ACTION else PresenceRecord
+        msg = _validate(model, data, info.scheme, from_topic={"carer_id": info.subject})
+        return [Decoded.of(info.scheme, msg)]
 
     if info.channel is Channel.CALLOUT:
-        callout = decode_callout(payload)
+        callout = _validate(CalloutRecord, _object(payload, info.scheme), info.scheme)
         if not registry.has_resident(info.scheme, callout.resident_ref):
             raise DecodeError(
                 Reason.UNKNOWN_RESIDENT, f"resident {callout.resident_ref!r}", info.scheme
             )
-        return [
-            Decoded(
-                RecordType.CALLOUT,
-                info.scheme,
-                f"{info.scheme}/{callout.callout_id}",
-                callout.model_dump(mode="json"),
-            )
-        ]
+        return [Decoded.of(info.scheme, callout)]
 
-    event = decode_canonical(payload)
+    event = _validate(EventRecord, _object(payload, info.scheme), info.scheme)
     if event.device_id != info.subject:
         raise DecodeError(
             Reason.TOPIC_MISMATCH,
@@ -266,5 +304,7 @@ def decode_message(
     return [_event_record(info.scheme, event)]
 
 
-def _event_record(scheme: str, event: DeviceEvent) -> Decoded:
-    return Decoded(RecordType.EVENT, scheme, str(event.event_id), event.model_dump(mode="json"))
+def _event_record(scheme: str, event: EventRecord) -> Decoded:
+    return Decoded(
+        RecordType.EVENT, scheme, event_key(scheme, event.device_id, event.event_id), event
+    )

@@ -12,7 +12,9 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from devices.storable import StoredInt, StoredText, StoredTime, check_json
 
 PROTOCOL_VERSION = 1
 
@@ -64,8 +66,10 @@ class DeviceEvent(BaseModel):
     event_id: UUID = Field(description="Chosen by the device; a resend carries the same id.")
     device_id: str = Field(pattern=DEVICE_ID)
     kind: EventKind
-    occurred_at: AwareDatetime = Field(description="RFC 3339 with an offset, device clock.")
-    seq: int | None = Field(default=None, ge=0, description="Device message counter.")
+    occurred_at: StoredTime = Field(description="RFC 3339 with an offset, device clock.")
+    seq: StoredInt | None = Field(
+        default=None, ge=0, description="Device message counter (fits a 64-bit signed integer)."
+    )
     battery_pct: int | None = Field(default=None, ge=0, le=100)
     rssi: int | None = Field(default=None, ge=-150, le=20, description="dBm.")
     location: str | None = Field(default=None, pattern=ROOM_CODE, description="Room code.")
@@ -76,7 +80,8 @@ class DeviceEvent(BaseModel):
     def _detail_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(value) > 32:
             raise ValueError("detail has more than 32 keys")
-        return value
+        # No NUL, unpaired surrogate, NaN/Infinity, 64-bit overflow or deep nesting: jsonb.
+        return check_json(value)  # type: ignore[no-any-return]
 
 
 class CarelineCallout(BaseModel):
@@ -87,11 +92,13 @@ class CarelineCallout(BaseModel):
     v: Literal[1] = 1
     callout_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="The ARC's reference.")
     resident_ref: str = Field(pattern=r"^[A-Z0-9-]{3,32}$", description="Council client ref.")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: StoredText = Field(min_length=1, max_length=500)
     priority: Priority
-    operator: str = Field(min_length=1, max_length=64, description="Operator id, not a name.")
-    requested_at: AwareDatetime
-    notes: str = Field(default="", max_length=2000)
+    operator: StoredText = Field(
+        min_length=1, max_length=64, description="Operator id, not a name."
+    )
+    requested_at: StoredTime
+    notes: StoredText = Field(default="", max_length=2000)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+IDENT = r"^[A-Za-z0-9._-]{1,64}$"  # also the API's path parameter pattern
+Ident = Annotated[str, Field(pattern=IDENT)]
 # Room codes as in devices.events (bedroom, front_door, ...), so events and devices agree.
 RoomCode = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
 # A Zigbee2MQTT friendly name becomes an MQTT topic level: no wildcards, no edge slashes.

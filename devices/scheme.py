@@ -37,7 +37,8 @@ Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
 
 ClientRef = Annotated[str, Field(pattern=r"^[A-Z0-9-]{3,32}$")]
-SchemeId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")]
+SCHEME_ID = r"^[a-z0-9][a-z0-9-]{1,40}$"  # also the API's path parameter pattern
+SchemeId = Annotated[str, Field(pattern=SCHEME_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

@@ -2,6 +2,8 @@
 
 ``<root>/<scheme>/devices/<device_id>/events``   canonical device events
 ``<root>/<scheme>/careline/callouts``             Careline call-outs
+``<root>/<scheme>/devices/<device_id>/receipts`` the gateway's receipts to a device
+``<root>/<scheme>/careline/receipts``             the gateway's receipts to the Careline
 ``<zigbee_root>/<friendly_name>``                 Zigbee2MQTT device state
 """
 
@@ -36,6 +38,22 @@ class TopicLayout:
 
     def callouts(self, scheme: str) -> str:
         return f"{self.root}/{scheme}/careline/callouts"
+
+    def device_receipts(self, scheme: str, device_id: str) -> str:
+        return f"{self.root}/{scheme}/devices/{device_id}/receipts"
+
+    def careline_receipts(self, scheme: str) -> str:
+        return f"{self.root}/{scheme}/careline/receipts"
+
+    def is_receipt(self, topic: str) -> bool:
+        """A receipt topic: ours, heard back through ``devices/#``, never an input."""
+        parts = topic.split("/")
+        return (
+            len(parts) == 5
+            and parts[0] == self.root
+            and parts[2] == "devices"
+            and parts[4] == "receipts"
+        )
 
     def carer(self, scheme: str, carer_id: str, leaf: str) -> str:
         """``leaf`` is ``actions``/``presence`` (from the handset) or ``dispatch`` (to it)."""

@@ -83,6 +83,23 @@ class HttpSettings(BaseModel):
 class IngestSettings(BaseModel):
     max_payload_bytes: int = 16 * 1024
     dead_letter_keep_bytes: int = 2048
+    # MQTT 5 Receive Maximum: QoS 1 messages the broker may have unacknowledged with us.
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    # Messages decoded and waiting for the journal; the broker keeps the rest.
+    queue_max: int = Field(default=2000, ge=1)
+    # Receipts waiting to be published (a full queue drops and counts; devices resend).
+    receipt_queue_max: int = Field(default=20_000, ge=1)
+    receipt_concurrency: int = Field(default=100, ge=1)
+
+
+class DeliverySettings(BaseModel):
+    """What the engine's outbox does with a publish the broker refuses or never acknowledges."""
+
+    puback_timeout_s: float = Field(default=10.0, gt=0)
+    retry_min_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+    # About 16 minutes with the defaults; then the row is given up and the control room told.
+    max_attempts: int = Field(default=20, ge=1)
 
 
 class ClockSettings(BaseModel):
@@ -126,6 +143,7 @@ class Settings(BaseSettings):
     journal: JournalSettings = JournalSettings()
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
+    delivery: DeliverySettings = DeliverySettings()
     clock: ClockSettings = ClockSettings()
     engine: EngineSettings = EngineSettings()
     carer_auth: CarerAuthSettings = CarerAuthSettings()

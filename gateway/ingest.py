@@ -5,11 +5,21 @@ lost between the broker's queue and our disk. We switch the paho client undernea
 acknowledgement and call ``ack(mid, qos)`` after the journal commit. An ack is bound to the
 connection the message came on: if that connection is gone, the ack is dropped and the broker
 redelivers the message on the next session, where the journal recognises it as a duplicate.
+
+After the commit each device event and Careline call-out also earns a receipt
+(``gateway.receipts``), published on this connection by a task of its own, so no PUBACK waits
+for a receipt.
+
+Memory is bounded end to end: the broker sends at most ``receive_maximum`` unacknowledged
+messages (MQTT 5 Receive Maximum, sent in CONNECT), acknowledgement waits for the commit, and
+the queue in front of the journal holds at most ``queue_max`` messages. A backlog of any size
+then drains through a window of fixed size instead of piling up in the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -17,11 +27,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.topics import TopicLayout
@@ -30,6 +42,8 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
+from gateway.puback import AckedPublisher
+from gateway.receipts import HeartbeatLookup, ReceiptQueue, ReceiptTarget, render, target_for
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +51,16 @@ log = logging.getLogger(__name__)
 _FATAL_CONNECT_CODES = {134, 135, 138, 140}  # bad credentials, not authorised, banned, bad auth
 
 
+class IngestRegistry(Registry, HeartbeatLookup, Protocol):
+    """The decoders' registry, plus the heartbeat interval a receipt carries."""
+
+
 @dataclass(slots=True)
 class Pending:
     incoming: Incoming
     ack: Callable[[], None]
     arrived: float  # monotonic
+    receipt: ReceiptTarget | None = None
 
 
 class FatalMqttError(Exception):
@@ -62,7 +81,7 @@ class Ingest:
     def __init__(
         self,
         settings: Settings,
-        registry: Registry,
+        registry: IngestRegistry,
         journal: Journal,
         writer: Executor,
         metrics: Metrics,
@@ -75,7 +94,9 @@ class Ingest:
         self.metrics = metrics
         self.clock = clock or Clock()
         self.layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
-        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        cfg = settings.ingest
+        self.queue: asyncio.Queue[Pending] = asyncio.Queue(cfg.queue_max)
+        self.receipts = ReceiptQueue(metrics, cfg.receipt_queue_max, cfg.receipt_concurrency)
         self.connected = False
         self.on_committed: list[Callable[[list[Incoming]], None]] = []
 
@@ -112,6 +133,10 @@ class Ingest:
         m = self.settings.mqtt
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = m.session_expiry_s
+        # The broker keeps at most this many QoS 1 messages unacknowledged with us (MQTT 5
+        # Receive Maximum); with PUBACK after the commit, that bounds what a backlog can put
+        # in memory at once.
+        props.ReceiveMaximum = self.settings.ingest.receive_maximum
         client = aiomqtt.Client(
             **connection_options(m),
             identifier=m.client_id,
@@ -120,6 +145,8 @@ class Ingest:
             properties=props,
             keepalive=m.keepalive_s,
             timeout=10,
+            # Never drop here: the Receive Maximum above already bounds this queue.
+            max_queued_incoming_messages=0,
         )
         # Must be set before connecting: PUBACK goes out only after the journal commit.
         client._client.manual_ack_set(True)
@@ -134,27 +161,26 @@ class Ingest:
                 async with client:
                     # Re-subscribe on every connect: cheap, and right even if the session was lost.
                     # Ready only once subscribed: before that, a first session hears nothing.
+                    # No Local: the receipts this connection publishes under ``devices/#``
+                    # must not come back to it (the broker would queue each one for us).
+                    only_others = SubscribeOptions(qos=1, noLocal=True)
                     for topic_filter in self.layout.subscriptions():
-                        await client.subscribe(topic_filter, qos=1)
+                        await client.subscribe(topic_filter, options=only_others)
                     self.connected = True
                     self.metrics.mqtt_connected.set(1)
                     self.metrics.mqtt_connects.inc()
                     delay = m.reconnect_min_s
                     log.info("connected to mqtt %s:%s as %s", m.host, m.port, m.client_id)
-                    paho_client = client._client
-                    async for msg in client.messages:
-                        now = self.clock.now()
-                        payload = (
-                            msg.payload
-                            if isinstance(msg.payload, bytes)
-                            else str(msg.payload).encode()
-                        )
-                        incoming = self.classify(msg.topic.value, payload, now)
-                        self.queue.put_nowait(
-                            Pending(
-                                incoming, _ack_on(paho_client, msg.mid, msg.qos), time.monotonic()
-                            )
-                        )
+                    # Receipts live and die with this connection; the queue outlives it.
+                    receipts = asyncio.create_task(
+                        self.receipts.run(AckedPublisher(client)), name="receipts"
+                    )
+                    try:
+                        await self._receive(client)
+                    finally:
+                        receipts.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await receipts
             except aiomqtt.MqttCodeError as exc:
                 rc = getattr(exc.rc, "value", exc.rc)
                 if rc in _FATAL_CONNECT_CODES:
@@ -167,6 +193,23 @@ class Ingest:
                 self.metrics.mqtt_connected.set(0)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, m.reconnect_max_s)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        paho_client = client._client
+        async for msg in client.messages:
+            topic = msg.topic.value
+            payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+            ack = _ack_on(paho_client, msg.mid, msg.qos)
+            if self.layout.is_receipt(topic):
+                # Our own receipts come back through ``devices/#``: not an input.
+                ack()
+                continue
+            now = self.clock.now()
+            incoming = self.classify(topic, payload, now)
+            target = target_for(self.layout, topic, payload, self.registry)
+            # Waits only when the queue is full: the broker then holds the rest for us.
+            await self.queue.put(Pending(incoming, ack, time.monotonic(), target))
+            self.metrics.ingest_queue.set(self.queue.qsize())
 
     async def _committer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -189,8 +232,14 @@ class Ingest:
             self.metrics.journal_commit_seconds.observe(time.perf_counter() - started)
             self.metrics.journal_batch_size.observe(len(batch))
             now = time.monotonic()
+            stamp = self.clock.now()
             for pending, result in zip(batch, results, strict=True):
                 pending.ack()
+                if pending.receipt is not None:
+                    self.receipts.offer(
+                        pending.receipt.topic,
+                        render(pending.receipt, pending.incoming, result, stamp),
+                    )
                 self.metrics.ingest_latency.observe(now - pending.arrived)
                 dl = pending.incoming.dead_letter
                 if dl is not None:

@@ -25,7 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from devices.decoders import Decoded
+from devices.records import RECORDS, Record
+from devices.storable import escape_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -98,13 +102,19 @@ class CommitResult:
 
 @dataclass(frozen=True, slots=True)
 class JournalRecord:
+    """One journaled input. ``record`` is None only for a row this version cannot read (written
+    by an older version that accepted what is now refused): ``error`` says why, ``raw`` holds
+    the stored text, and the shipper quarantines it instead of stopping on it."""
+
     seq: int
     record_type: str
     key: str
     scheme: str
     topic: str
     received_at: datetime
-    body: dict[str, Any]
+    record: Record | None
+    raw: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,13 @@ class Journal:
             else:
                 self.epoch = row[0]
             self._reader = self._connect()
+            # Events were keyed by event_id alone before de-duplication became per device:
+            # re-key old rows so a redelivery of one of them is still recognised.
+            self._writer.execute(
+                "UPDATE records SET key = scheme || '/' || json_extract(body, '$.device_id')"
+                " || '/' || key WHERE record_type = 'event' AND length(key) = 36"
+                " AND instr(key, '/') = 0 AND json_extract(body, '$.device_id') IS NOT NULL"
+            )
             for stream in STREAMS:
                 self.stats.heads[stream] = self.head(stream)
         except (OSError, sqlite3.Error) as exc:
@@ -183,6 +200,9 @@ class Journal:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
                 received = item.received_at.isoformat()
+                # A dead letter records hostile input: its text is escaped so that SQLite
+                # (and later PostgreSQL) can hold it. Accepted records are storable already.
+                topic = escape_text(item.topic)
                 new = dup = 0
                 for rec in item.records:
                     cur = conn.execute(
@@ -193,9 +213,9 @@ class Journal:
                             rec.record_type.value,
                             rec.key,
                             rec.scheme,
-                            item.topic,
+                            topic,
                             received,
-                            json.dumps(rec.body, separators=(",", ":")),
+                            RECORDS.dump_json(rec.record).decode(),
                         ),
                     )
                     if cur.rowcount == 1:
@@ -209,10 +229,10 @@ class Journal:
                         " payload, payload_size) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
                             received,
-                            item.topic,
-                            dl.scheme,
-                            dl.reason,
-                            dl.detail,
+                            topic,
+                            escape_text(dl.scheme) if dl.scheme is not None else None,
+                            escape_text(dl.reason),
+                            escape_text(dl.detail),
                             dl.payload,
                             dl.payload_size,
                         ),
@@ -244,12 +264,7 @@ class Journal:
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
-        return [
-            JournalRecord(
-                r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5]), json.loads(r[6])
-            )
-            for r in rows
-        ]
+        return [_record(*r) for r in rows]
 
     def read_dead_letters(self, after_seq: int, limit: int) -> list[JournalDeadLetter]:
         rows = self._read(
@@ -378,6 +393,31 @@ class EngineStore:
         # Sent rows are history only in the database's records; keep the outbox small.
         conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
 
+    def mark_abandoned(self, seqs: list[int]) -> None:
+        """Rows the publisher gave up on (refused or unacknowledged too often): kept, not
+        retried; the control room has been told (see ``gateway.outbox``)."""
+        conn = self._w()
+        conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+
+    def enqueue(
+        self, outbox: list[tuple[str, str]], log: list[tuple[str, str, str]], now: datetime
+    ) -> None:
+        """Add messages and log rows outside an engine pass (delivery alerts), in one commit."""
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            created = now.isoformat()
+            conn.executemany(
+                "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
+                [(t, p, created) for t, p in outbox],
+            )
+            conn.executemany("INSERT INTO engine_log (stream, at, body) VALUES (?, ?, ?)", log)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"outbox enqueue failed: {exc}") from exc
+
     def read_log(self, after_seq: int, limit: int) -> list[EngineLogRow]:
         rows = self.journal._read(
             "SELECT seq, stream, at, body FROM engine_log WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -386,6 +426,26 @@ class EngineStore:
         return [
             EngineLogRow(r[0], r[1], datetime.fromisoformat(r[2]), json.loads(r[3])) for r in rows
         ]
+
+
+def _record(
+    seq: int, record_type: str, key: str, scheme: str, topic: str, received: str, body: str
+) -> JournalRecord:
+    at = datetime.fromisoformat(received)
+    try:
+        record: Record = RECORDS.validate_json(body)
+    except ValidationError:
+        # Rows written before records carried their tag: the column has it.
+        try:
+            record = RECORDS.validate_python({**json.loads(body), "record_type": record_type})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            why = ".".join(str(p) for p in err["loc"]) + ": " + err["msg"]
+            return JournalRecord(seq, record_type, key, scheme, topic, at, None, body, why[:300])
+        except (ValueError, TypeError, RecursionError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            return JournalRecord(seq, record_type, key, scheme, topic, at, None, body, why[:300])
+    return JournalRecord(seq, record_type, key, scheme, topic, at, record, body)
 
 
 def _table(stream: str) -> str:

@@ -57,6 +57,12 @@ class Metrics:
         self.ship_errors = Counter(
             "telecare_shipper_errors", "Failed shipping attempts (database away).", registry=r
         )
+        self.quarantined = Counter(
+            "telecare_shipper_quarantined_rows",
+            "Journal rows the database refused, set aside in ship_quarantine (the rest ships).",
+            ["stream"],
+            registry=r,
+        )
         self.shipper_lag_events = Gauge(
             "telecare_shipper_lag_events",
             "Journal rows not yet in the database.",
@@ -75,6 +81,33 @@ class Metrics:
             "telecare_open_alarms", "Alarms open in the engine.", registry=r
         )
         self.engine_offers = Counter("telecare_offers", "Offers sent to carers.", registry=r)
+        self.ingest_queue = Gauge(
+            "telecare_ingest_queue_messages",
+            "Messages decoded and waiting for the journal commit (bounded).",
+            registry=r,
+        )
+        self.receipts = Counter(
+            "telecare_receipts",
+            "Receipts to devices and the Careline, by result: ok, refused (the broker said no),"
+            " unacknowledged (no PUBACK), dropped (receipt queue full; the device resends).",
+            ["result"],
+            registry=r,
+        )
         self.engine_published = Counter(
             "telecare_outbox_published", "Engine messages published to the broker.", registry=r
+        )
+        self.outbox_failures = Counter(
+            "telecare_outbox_failures",
+            "Outbox publish attempts that failed, by result: refused (PUBACK reason >= 0x80)"
+            " or unacknowledged (no PUBACK). Each is retried.",
+            ["result"],
+            registry=r,
+        )
+        self.outbox_abandoned = Counter(
+            "telecare_outbox_abandoned",
+            "Outbox messages given up after the most attempts (the control room was told).",
+            registry=r,
+        )
+        self.outbox_retrying = Gauge(
+            "telecare_outbox_retrying", "Outbox messages waiting to be retried.", registry=r
         )

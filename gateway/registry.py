@@ -40,5 +40,11 @@ class SchemeRegistry:
         s = self.schemes.get(scheme)
         return s is not None and s.carer(carer_id) is not None
 
+    def heartbeat_s(self, scheme: str, device_id: str) -> int | None:
+        """Seconds between heartbeats the scheme expects of a device; None if unknown."""
+        s = self.schemes.get(scheme)
+        device = s.device(device_id) if s is not None else None
+        return device.expected_heartbeat_s if device is not None else None
+
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         return self._zigbee.get(friendly_name)

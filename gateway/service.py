@@ -17,7 +17,8 @@ import uvicorn
 from prometheus_client import generate_latest
 
 from api_models import IngestStats, Readiness
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.records import RECORDS, RecordType
 from devices.scheme import load_scheme
 from gateway.api import ApiDeps, create_app
 from gateway.api.live import EngineLiveView
@@ -98,16 +99,19 @@ class Gateway:
     async def submit_control(self, scheme: str, body: dict[str, Any]) -> None:
         """A control-room instruction from the API: journaled like any input, then applied."""
         now = self.clock.now()
-        body = {**body, "at": now.isoformat()}
-        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", body)
+        # Typed at the boundary: a control row the database would refuse is refused here.
+        record = RECORDS.validate_python({**body, "record_type": RecordType.CONTROL, "at": now})
+        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", record)
         await self._commit(Incoming(f"api/{scheme}/control", now, records=[rec]))
 
     async def submit_carer(
         self, scheme: str, rec_type: RecordType, key: str, body: dict[str, Any]
     ) -> None:
-        """A carer page's action or presence: journaled like a handset's MQTT message."""
+        """A carer page's action or presence: journaled like a handset's MQTT message, as
+        the same typed record (the page's text meets the same storage rules)."""
         now = self.clock.now()
-        rec = Decoded(rec_type, scheme, key, body)
+        record = RECORDS.validate_python({**body, "record_type": rec_type})
+        rec = Decoded(rec_type, scheme, key, record)
         await self._commit(Incoming(f"web/{scheme}/carer", now, records=[rec]))
 
     async def _commit(self, item: Incoming) -> None:
@@ -119,12 +123,15 @@ class Gateway:
 
     def readiness(self) -> Readiness:
         ready = self.journal_open and self.ingest.connected and self.engine.ready
+        shipping = self.shipper.status()
         return Readiness(
             journal=self.journal_open,
             engine=self.engine.ready,
             mqtt=self.ingest.connected,
-            database=self.shipper.db_up,
-            database_error=None if self.shipper.db_up else self.shipper.last_error,
+            database=shipping.database_up,
+            database_error=shipping.database_error,
+            # Per stream: lag, quarantined rows, last error (a refused row is not an outage).
+            shipping=shipping.streams,
             ready=ready,
         )
 
@@ -134,6 +141,7 @@ class Gateway:
             journal_epoch=self.journal.epoch,
             journal_head={s: self.journal.head(s) for s in ("records", "dead_letters")},
             shipped=dict(self.shipper.shipped),
+            shipping=self.shipper.status(),
             schemes=sorted(self.registry.schemes),
         )
 

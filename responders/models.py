@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+IDENT = r"^[A-Za-z0-9._-]{1,64}$"  # also the API's path parameter pattern
+Ident = Annotated[str, Field(pattern=IDENT)]
 
 
 class Skill(StrEnum):

@@ -16,7 +16,9 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from devices.storable import FiniteFloat, StoredText, StoredTime
 
 
 class Action(StrEnum):
@@ -44,17 +46,25 @@ class HandsetAction(BaseModel):
     v: Literal[1] = 1
     action_id: UUID
     action: Action
-    alarm_id: str = Field(min_length=1, max_length=64)
-    offer_id: str | None = Field(default=None, max_length=80)
+    alarm_id: StoredText = Field(min_length=1, max_length=64)
+    offer_id: StoredText | None = Field(default=None, max_length=80)
     outcome: OutcomeCode | None = None
-    note: str = Field(default="", max_length=1000)
-    at: AwareDatetime
+    note: StoredText = Field(default="", max_length=1000)
+    at: StoredTime
 
     @model_validator(mode="after")
     def _outcome_with_resolve(self) -> HandsetAction:
         if self.action is Action.RESOLVED and self.outcome is None:
             raise ValueError("resolved needs an outcome")
         return self
+
+
+class CarerStatus(StrEnum):
+    """What the control room says about a carer (a break, unavailable), beside presence."""
+
+    AVAILABLE = "available"
+    ON_BREAK = "on_break"
+    UNAVAILABLE = "unavailable"
 
 
 class PresenceKind(StrEnum):
@@ -71,9 +81,11 @@ class HandsetPresence(BaseModel):
     v: Literal[1] = 1
     presence_id: UUID
     what: PresenceKind
-    at: AwareDatetime
-    flat: str | None = Field(default=None, max_length=32, description="Check-in at a flat.")
-    block: str | None = Field(default=None, max_length=32, description="Check-in at a block.")
-    x: float | None = Field(default=None, description="Metres on the scheme grid.")
-    y: float | None = None
-    floor: int = 0
+    at: StoredTime
+    flat: StoredText | None = Field(default=None, max_length=32, description="Check-in at a flat.")
+    block: StoredText | None = Field(
+        default=None, max_length=32, description="Check-in at a block."
+    )
+    x: FiniteFloat | None = Field(default=None, description="Metres on the scheme grid.")
+    y: FiniteFloat | None = None
+    floor: int = Field(default=0, ge=-100, le=1000)

@@ -246,7 +246,13 @@ class Sim:
             eid = self.send_event(a.device_id, a.kind, a.event_id, zigbee=a.zigbee)
             if a.alarm:
                 self.rec.alarms.append(
-                    SentAlarm(eid, event_alarm_id(eid), a.resident, a.kind.value, self.clock.now())
+                    SentAlarm(
+                        eid,
+                        event_alarm_id(self.scheme.id, a.device_id, eid),
+                        a.resident,
+                        a.kind.value,
+                        self.clock.now(),
+                    )
                 )
         elif isinstance(a, SendCallout):
             body = wire.callout(

@@ -30,13 +30,13 @@ from simulator.scenario import Expect
 from simulator.timekeeping import STALL_MIN_S, Intervals
 
 # The gateway derives alarm ids from what opened them (a protocol fact, copied not imported):
-# uuid5(ns, "event/<event_id>") and uuid5(ns, "callout/<scheme>/<callout_id>").
+# uuid5(ns, "event/<scheme>/<device_id>/<event_id>") and uuid5(ns, "callout/<scheme>/<callout_id>").
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
 ACCEPT_STEPS = ("accepted_one", "accepted")
 
 
-def event_alarm_id(event_id: str) -> str:
-    return str(uuid.uuid5(ALARM_NAMESPACE, f"event/{event_id}"))
+def event_alarm_id(scheme: str, device_id: str, event_id: str) -> str:
+    return str(uuid.uuid5(ALARM_NAMESPACE, f"event/{scheme}/{device_id}/{event_id}"))
 
 
 def callout_alarm_id(scheme: str, callout_id: str) -> str:

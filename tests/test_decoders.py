@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from devices.decoders import DecodeError, Reason, RecordType, decode_message
 from devices.events import DeviceEvent, EventKind, json_schemas
+from devices.records import EventRecord
 from devices.topics import Channel, TopicLayout
 from tests.fakes import FakeRegistry
 
@@ -49,14 +50,17 @@ def test_canonical_event_is_accepted_with_its_id_as_key() -> None:
     [rec] = decode(TOPIC, body)
     assert rec.record_type is RecordType.EVENT
     assert rec.scheme == "test-court"
-    assert rec.key == body["event_id"]
-    assert rec.body["kind"] == "pendant_press"
-    assert rec.body["battery_pct"] == 80
+    # De-duplication is per device: the key names the device as well as the event.
+    assert rec.key == f"test-court/pendant-001/{body['event_id']}"
+    assert isinstance(rec.record, EventRecord)
+    assert rec.record.kind is EventKind.PENDANT_PRESS
+    assert rec.record.battery_pct == 80
 
 
 def test_offset_is_kept_and_naive_time_refused() -> None:
     [rec] = decode(TOPIC, event(occurred_at="2026-11-22T02:14:05+01:00"))
-    assert rec.body["occurred_at"].endswith("+01:00")
+    assert isinstance(rec.record, EventRecord)
+    assert rec.record.occurred_at.utcoffset() == timedelta(hours=1)
     assert reason_of(TOPIC, event(occurred_at="2026-11-22T02:14:05")) is Reason.INVALID_PAYLOAD
 
 
@@ -116,9 +120,10 @@ def test_zigbee_door_open_with_last_seen_has_a_stable_id() -> None:
     }
     [first] = decode("zigbee2mqtt/flat-1-front-door", payload)
     [again] = decode("zigbee2mqtt/flat-1-front-door", payload)
-    assert first.body["kind"] == EventKind.DOOR_OPEN
-    assert first.body["device_id"] == "door-001"
-    assert first.body["battery_pct"] == 91
+    assert isinstance(first.record, EventRecord)
+    assert first.record.kind is EventKind.DOOR_OPEN
+    assert first.record.device_id == "door-001"
+    assert first.record.battery_pct == 91
     assert first.key == again.key
 
 
@@ -126,10 +131,12 @@ def test_zigbee_low_battery_and_tamper_become_events_and_plain_report_is_heartbe
     recs = decode(
         "zigbee2mqtt/flat-1-front-door", {"contact": True, "battery_low": True, "tamper": True}
     )
-    assert [r.body["kind"] for r in recs] == ["door_closed", "low_battery", "tamper"]
+    kinds = [r.record.kind for r in recs if isinstance(r.record, EventRecord)]
+    assert kinds == ["door_closed", "low_battery", "tamper"]
     [hb] = decode("zigbee2mqtt/flat-1-front-door", {"battery": 50, "linkquality": 80})
-    assert hb.body["kind"] == "heartbeat"
-    assert hb.body["occurred_at"] == NOW.isoformat().replace("+00:00", "Z")
+    assert isinstance(hb.record, EventRecord)
+    assert hb.record.kind is EventKind.HEARTBEAT
+    assert hb.record.occurred_at == NOW
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devices.decoders import Decoded, RecordType
+from devices.decoders import Decoded
+from devices.records import RECORDS
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.engine.shell import EngineService
@@ -27,7 +28,7 @@ def test_last_contact_survives_a_restart(tmp_path: Path) -> None:
         "kind": "heartbeat",
         "occurred_at": heard_at.isoformat(),
     }
-    rec = Decoded(RecordType.EVENT, HZC.id, body["event_id"], body)
+    rec = Decoded.of(HZC.id, RECORDS.validate_python({**body, "record_type": "event"}))
     journal.commit([Incoming("t", heard_at, records=[rec])])
     with ThreadPoolExecutor(1) as writer:
         engine = EngineService(

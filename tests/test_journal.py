@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devices.decoders import Decoded, RecordType
+from devices.events import EventKind
+from devices.records import EventRecord
 from gateway.journal import DeadLetter, Incoming, Journal
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
@@ -14,8 +16,15 @@ T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
 def incoming(key: str | None = None, at: datetime = T0) -> Incoming:
     key = key or str(uuid.uuid4())
-    rec = Decoded(RecordType.EVENT, "s1", key, {"event_id": key, "kind": "heartbeat"})
-    return Incoming("t/s1/devices/d/events", at, records=[rec])
+    event = EventRecord(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, key),
+        device_id="d",
+        kind=EventKind.HEARTBEAT,
+        occurred_at=at,
+    )
+    return Incoming(
+        "t/s1/devices/d/events", at, records=[Decoded(RecordType.EVENT, "s1", key, event)]
+    )
 
 
 def test_commit_reports_new_and_duplicate_in_one_batch(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def _night(accept_after: list[float]) -> tuple[SimRecord, DbFacts]:
     events: Counter[str] = Counter()
     for i, acc in enumerate(accept_after):
         eid = f"00000000-0000-4000-8000-{i:012d}"
-        aid = event_alarm_id(eid)
+        aid = event_alarm_id("hazelhurst-court", f"dev-{i}", eid)
         t = 1000.0 * i
         sim.alarms.append(SentAlarm(eid, aid, f"R{i}", "pendant_press", _at(t)))
         sim.acked.add(eid)

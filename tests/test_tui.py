@@ -244,6 +244,7 @@ class FakeGateway:
     detail_status: int = 200
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     hold: asyncio.Event = field(default_factory=asyncio.Event)
+    shipping: dict[str, Any] | None = None  # /readyz per-stream shipping, when the db is up
 
     def posts(self) -> list[tuple[str, Any]]:
         return [(path, body) for method, path, body in self.requests if method == "POST"]
@@ -257,6 +258,8 @@ class FakeGateway:
         if path == "/readyz":
             ready: dict[str, Any] = {"journal": True, "engine": True, "mqtt": True}
             ready |= {"database": False, "database_error": "connection refused", "ready": True}
+            if self.shipping is not None:
+                ready |= {"database": True, "database_error": None, "shipping": self.shipping}
             return httpx.Response(200, json=ready)
         if path == "/api/v1/clock":
             return httpx.Response(
@@ -497,6 +500,17 @@ async def test_gateway_down_shows_unreachable_then_recovers() -> None:
         assert app.query_one(AlarmsTable).row_count == 3
         assert not app.query_one(AlarmsTable).has_class("stale")
         assert app.is_running
+
+
+async def test_a_quarantined_row_is_shown_without_calling_the_database_down() -> None:
+    records = {"lag_rows": 0, "quarantined": 1, "last_error": "row 38 (event) quarantined"}
+    fake = FakeGateway(shipping={"records": records, "engine_log": {"lag_rows": 4}})
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: " ready " in header(app), "ready")
+        assert "db up" in header(app)
+        assert "1 row(s) refused by db, quarantined" in header(app)
+        assert "4 to ship" in header(app)
 
 
 async def test_gateway_going_away_keeps_last_data_marked_stale() -> None:

@@ -16,6 +16,7 @@ TYPE_STYLE = {
     "edt": "bold magenta",
     "follow_up": "cyan",
     "technical": "blue",
+    "delivery_failed": "bold red",
 }
 PRIORITY_STYLE = {"P0": "bold white on red", "P1": "bold black on yellow", "P2": "bold"}
 

@@ -71,6 +71,12 @@ class GatewayStatus(Static):
             for label, up in (("engine", r.engine), ("mqtt", r.mqtt), ("db", r.database)):
                 line1.append(f"  {label} ")
                 line1.append("up" if up else "down", OK if up else BAD)
+            # The record: rows not yet in the database, and rows it refused (set aside, not
+            # an outage: everything behind them ships).
+            if r.unshipped:
+                line1.append(f"  {r.unshipped} to ship", WARN if r.database else BAD)
+            if r.quarantined:
+                line1.append(f" {r.quarantined} row(s) refused by db, quarantined ", BAD)
         if self.unreachable is None and self.error:
             line1.append(f"  {self.error}", WARN)
         line2 = Text("scheme time ")

@@ -8,7 +8,9 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api_models import Alarm, AlarmDetail
 from gateway.api.deps import LiveDep, QueriesDep
-from gateway.api.ports import DatabaseUnavailable, NotAnId
+from gateway.api.errors import errors
+from gateway.api.params import AlarmPath
+from gateway.api.ports import DatabaseUnavailable
 
 router = APIRouter(tags=["alarms"])
 
@@ -21,16 +23,14 @@ async def alarms(
     return live.alarms(open_only)
 
 
-@router.get("/api/v1/alarms/{alarm_id}")
-async def alarm_detail(alarm_id: str, live: LiveDep, queries: QueriesDep) -> AlarmDetail:
+@router.get("/api/v1/alarms/{alarm_id}", responses=errors(404, 503))
+async def alarm_detail(alarm_id: AlarmPath, live: LiveDep, queries: QueriesDep) -> AlarmDetail:
     """One alarm: live state, its timeline and every routing decision (from TimescaleDB)."""
-    a = live.alarm(alarm_id)
+    a = live.alarm(str(alarm_id))
     try:
-        timeline, decisions = await queries.alarm_history(alarm_id)
-    except NotAnId as exc:
-        raise HTTPException(422, f"not an alarm id: {alarm_id!r}") from exc
+        timeline, decisions = await queries.alarm_history(str(alarm_id))
     except DatabaseUnavailable as exc:
         raise HTTPException(503, f"database unavailable: {exc}") from exc
     if a is None and not timeline:
-        raise HTTPException(404, f"no alarm {alarm_id!r}")
+        raise HTTPException(404, f"no alarm {alarm_id}")
     return AlarmDetail(alarm=a, timeline=tuple(timeline), decisions=tuple(decisions))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api import alarms, alerts, carer_page, carers, clock, devices, health, records
+from gateway.api import alarms, alerts, carer_page, carers, clock, devices, errors, health, records
 from gateway.api.deps import ApiDeps
 
 ROUTERS = (
@@ -22,6 +22,7 @@ ROUTERS = (
 def create_app(deps: ApiDeps) -> FastAPI:
     app = FastAPI(title="Telecare gateway", version="0.1.0")
     app.state.deps = deps
+    errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     return app

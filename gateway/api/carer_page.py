@@ -28,6 +28,7 @@ from api_models import (
 )
 from devices.decoders import RecordType
 from gateway.api.deps import InboxDep, LiveDep, api_deps
+from gateway.api.errors import errors
 from gateway.api.ports import ControlInbox, LiveView
 from responders.credentials import CredentialStore
 from responders.protocol import HandsetAction, HandsetPresence, PresenceKind
@@ -75,12 +76,13 @@ async def _presence(
     )
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("", response_class=HTMLResponse)
 async def page() -> str:
+    """The carer web page (HTML; sign-in, offers, actions)."""
     return resources.files("responders.web").joinpath("carer.html").read_text()
 
 
-@router.post("/api/login")
+@router.post("/api/login", responses=errors(401))
 async def login(
     body: CarerLoginIn, request: Request, response: Response, live: LiveDep, inbox: InboxDep
 ) -> CarerSignedIn:
@@ -109,14 +111,14 @@ async def login(
     )
 
 
-@router.post("/api/logout")
+@router.post("/api/logout", responses=errors(401))
 async def logout(me: Me, response: Response, live: LiveDep, inbox: InboxDep) -> Status:
     await _presence(live, inbox, me[0], me[1], PresenceKind.LOGOUT, None)
     response.delete_cookie(COOKIE, path="/carer")
     return Status(status="signed out")
 
 
-@router.post("/api/presence", status_code=202)
+@router.post("/api/presence", status_code=202, responses=errors(401))
 async def post_presence(me: Me, body: PresenceIn, live: LiveDep, inbox: InboxDep) -> Status:
     """Heartbeat (the page sends one every 30 s) or a check-in at a flat."""
     if body.flat is not None:
@@ -127,7 +129,7 @@ async def post_presence(me: Me, body: PresenceIn, live: LiveDep, inbox: InboxDep
     return Status(status="accepted")
 
 
-@router.post("/api/actions", status_code=202)
+@router.post("/api/actions", status_code=202, responses=errors(401))
 async def post_action(me: Me, body: ActionIn, live: LiveDep, inbox: InboxDep) -> ActionAccepted:
     """Accept, decline, arrived or resolved; the result arrives on the stream."""
     try:
@@ -140,7 +142,7 @@ async def post_action(me: Me, body: ActionIn, live: LiveDep, inbox: InboxDep) ->
     return ActionAccepted(action_id=str(msg.action_id))
 
 
-@router.get("/api/state")
+@router.get("/api/state", responses=errors(401))
 async def state(me: Me, live: LiveDep) -> CarerPageState:
     """Everything this carer should see now: live offers and alarms they hold."""
     return live.carer_page(me[0], me[1])
@@ -149,7 +151,10 @@ async def state(me: Me, live: LiveDep) -> CarerPageState:
 @router.get(
     "/api/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Dispatch as SSE."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Dispatch as SSE."},
+        **errors(401),
+    },
 )
 async def stream(me: Me, live: LiveDep) -> StreamingResponse:
     """Server-sent events: this carer's dispatch messages as they happen."""

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api_models import Accepted, Carer, CarerStatusIn
 from gateway.api.deps import InboxDep, LiveDep
+from gateway.api.errors import errors
+from gateway.api.params import CarerPath, SchemePath
 from gateway.api.security import control
 
 router = APIRouter(tags=["carers"])
@@ -18,10 +20,13 @@ async def carers(live: LiveDep) -> list[Carer]:
 
 
 @router.post(
-    "/api/v1/carers/{scheme}/{carer_id}/status", status_code=202, dependencies=[Depends(control)]
+    "/api/v1/carers/{scheme}/{carer_id}/status",
+    status_code=202,
+    dependencies=[Depends(control)],
+    responses=errors(401, 404),
 )
 async def set_carer_status(
-    scheme: str, carer_id: str, body: CarerStatusIn, live: LiveDep, inbox: InboxDep
+    scheme: SchemePath, carer_id: CarerPath, body: CarerStatusIn, live: LiveDep, inbox: InboxDep
 ) -> Accepted:
     """Control room override: mark a carer on break, unavailable, or available again."""
     s = live.scheme(scheme)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api_models import MaintenanceAccepted, MaintenanceIn
 from gateway.api.deps import InboxDep, LiveDep
+from gateway.api.errors import errors
+from gateway.api.params import DevicePath, SchemePath
 from gateway.api.security import control
 
 router = APIRouter(tags=["devices"])
@@ -17,9 +19,10 @@ router = APIRouter(tags=["devices"])
     "/api/v1/devices/{scheme}/{device_id}/maintenance",
     status_code=202,
     dependencies=[Depends(control)],
+    responses=errors(401, 404),
 )
 async def set_maintenance(
-    scheme: str, device_id: str, body: MaintenanceIn, live: LiveDep, inbox: InboxDep
+    scheme: SchemePath, device_id: DevicePath, body: MaintenanceIn, live: LiveDep, inbox: InboxDep
 ) -> MaintenanceAccepted:
     """Put a device in test/maintenance mode (it will not page) for some minutes; 0 ends it."""
     s = live.scheme(scheme)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api_models import DeadLetterRow, DeviceEventRow, IngestStats
 from gateway.api.deps import HealthDep, LiveDep, QueriesDep, known_scheme
+from gateway.api.errors import errors
+from gateway.api.params import SchemeQuery
 from gateway.api.ports import DatabaseUnavailable
 
 router = APIRouter(tags=["records"])
@@ -21,9 +23,9 @@ async def ingest_stats(health: HealthDep) -> IngestStats:
     return health.ingest_stats()
 
 
-@router.get("/api/v1/events")
+@router.get("/api/v1/events", responses=errors(404, 503))
 async def events(
-    live: LiveDep, queries: QueriesDep, limit: Limit = 50, scheme: str | None = None
+    live: LiveDep, queries: QueriesDep, limit: Limit = 50, scheme: SchemeQuery = None
 ) -> list[DeviceEventRow]:
     """Recent device events this gateway recorded in TimescaleDB (the system of record)."""
     known_scheme(live, scheme)
@@ -33,7 +35,7 @@ async def events(
         raise HTTPException(503, f"database unavailable: {exc}") from exc
 
 
-@router.get("/api/v1/dead-letters")
+@router.get("/api/v1/dead-letters", responses=errors(503))
 async def dead_letters(queries: QueriesDep, limit: Limit = 50) -> list[DeadLetterRow]:
     """Recent dead letters with their reasons (payloads are not returned)."""
     try:

@@ -173,6 +173,12 @@ class _Tx:
         return self.disturbances[key]
 
 
+def _event_ref(e: EventIn) -> str:
+    """An event's identity: de-duplication is per (device, event_id), as in the journal, so a
+    second device reusing another's event id is a new alarm, not a duplicate."""
+    return f"{e.scheme}/{e.device_id}/{e.event_id}"
+
+
 class Core:
     """The engine's rules over the schemes it serves. Stateless itself: state is passed in."""
 
@@ -482,7 +488,7 @@ class Core:
             )
             self._clear_no_contact_alarm(tx, e.scheme, e.device_id)
         for a in tx.alarm_map().values():
-            if e.event_id in a.event_ids:
+            if _event_ref(e) in a.event_ids:
                 return  # a duplicate never opens a second alarm
         resident, flat_id = self._resident_of(scheme, e.device_id)
         local = tx.now.astimezone(scheme.tz)
@@ -531,7 +537,7 @@ class Core:
             self._merge(tx, open_a, e, t.priority, t.double_handed)
             return
         a = Alarm(
-            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{e.event_id}")),
+            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{_event_ref(e)}")),
             scheme=e.scheme,
             kind=kind.value,
             priority=t.priority,
@@ -544,7 +550,7 @@ class Core:
             device_id=e.device_id,
             double_handed=t.double_handed,
             alert_control_room=t.alert_control_room,
-            event_ids=(e.event_id,),
+            event_ids=(_event_ref(e),),
             chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
             reason=t.reason,
         )
@@ -555,7 +561,7 @@ class Core:
         a = replace(
             a,
             count=a.count + 1,
-            event_ids=(*a.event_ids, e.event_id),
+            event_ids=(*a.event_ids, _event_ref(e)),
             priority=raised,
             double_handed=a.double_handed or double,
         )
@@ -628,7 +634,7 @@ class Core:
                 a,
                 welfare_check=True,
                 priority=lower if a.priority is not Priority.P0 else a.priority,
-                event_ids=(*a.event_ids, e.event_id),
+                event_ids=(*a.event_ids, _event_ref(e)),
             )
             a = self._transition(tx, a, "resident_cancel", None, welfare_check=True)
             tx.put_alarm(a)

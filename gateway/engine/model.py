@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from devices.events import Priority
+from responders.protocol import CarerStatus as CarerStatus  # one enum, shared with records
 from responders.protocol import OutcomeCode
 
 
@@ -48,12 +49,6 @@ class DeadlineKind(StrEnum):
     ESCALATION_REPEAT = "escalation_repeat"  # escalated and still unanswered: tell again
     ARRIVAL = "arrival"  # accepted but not arrived within travel time + margin
     ON_SITE = "on_site"  # arrived but not resolved: check in
-
-
-class CarerStatus(StrEnum):
-    AVAILABLE = "available"
-    ON_BREAK = "on_break"
-    UNAVAILABLE = "unavailable"
 
 
 class ActionKind(StrEnum):

@@ -19,7 +19,14 @@ from typing import Any
 
 import aiomqtt
 
-from devices.events import Priority
+from devices.records import (
+    ActionRecord,
+    CalloutRecord,
+    CarerStatusControl,
+    DeviceModeControl,
+    EventRecord,
+    PresenceRecord,
+)
 from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
 from gateway.clock import Clock
@@ -35,7 +42,6 @@ from gateway.engine.model import (
     CalloutIn,
     CancelOffer,
     CarelineStatus,
-    CarerStatus,
     Command,
     DeviceModeIn,
     EscalationChain,
@@ -59,59 +65,72 @@ from gateway.engine.model import (
 )
 from gateway.journal import EngineCommit, EngineStore, Journal, JournalRecord
 from gateway.metrics import Metrics
+from gateway.outbox import OutboxPublisher
+from gateway.puback import AckedPublisher
 from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
 
-OUTBOX_BATCH = 200  # messages published (and awaited) together
-
 
 def to_input(r: JournalRecord) -> Input | None:
-    b = r.body
-    if r.record_type == "event":
-        return EventIn(
-            r.scheme,
-            b["event_id"],
-            b["device_id"],
-            b["kind"],
-            datetime.fromisoformat(b["occurred_at"]),
-            r.received_at,
-        )
-    if r.record_type == "callout":
-        return CalloutIn(
-            r.scheme,
-            b["callout_id"],
-            b["resident_ref"],
-            Priority(b["priority"]),
-            b["reason"],
-            datetime.fromisoformat(b["requested_at"]),
-            r.received_at,
-            b.get("operator", "unknown"),
-        )
-    if r.record_type == "action":
-        return ActionIn(
-            r.scheme,
-            b["carer_id"],
-            ActionKind(b["action"]),
-            b["alarm_id"],
-            b.get("offer_id"),
-            Outcome(b["outcome"]) if b.get("outcome") else None,
-            b.get("note", ""),
-            b["action_id"],
-        )
-    if r.record_type == "control":
-        if b["op"] == "carer_status":
-            return PresenceIn(r.scheme, b["carer_id"], "status", None, CarerStatus(b["status"]))
-        if b["op"] == "device_mode":
-            until = datetime.fromisoformat(b["until"]) if b.get("until") else None
-            return DeviceModeIn(r.scheme, b["device_id"], until)
-        return None
-    if r.record_type == "presence":
-        pos = None
-        if any(b.get(k) is not None for k in ("flat", "block", "x")):
-            pos = Position(b.get("flat"), b.get("block"), b.get("x"), b.get("y"), b.get("floor", 0))
-        return PresenceIn(r.scheme, b["carer_id"], b["what"], pos)
-    return None
+    """The engine's input for a journaled record, read from its typed fields."""
+    match r.record:
+        case EventRecord() as e:
+            return EventIn(
+                r.scheme,
+                str(e.event_id),
+                e.device_id,
+                e.kind.value,
+                e.occurred_at,
+                r.received_at,
+            )
+        case CalloutRecord() as c:
+            return CalloutIn(
+                r.scheme,
+                c.callout_id,
+                c.resident_ref,
+                c.priority,
+                c.reason,
+                c.requested_at,
+                r.received_at,
+                c.operator,
+            )
+        case ActionRecord() as a:
+            return ActionIn(
+                r.scheme,
+                a.carer_id,
+                ActionKind(a.action.value),
+                a.alarm_id,
+                a.offer_id,
+                Outcome(a.outcome.value) if a.outcome else None,
+                a.note,
+                str(a.action_id),
+            )
+        case CarerStatusControl() as cs:
+            return PresenceIn(r.scheme, cs.carer_id, "status", None, cs.status)
+        case DeviceModeControl() as dm:
+            return DeviceModeIn(r.scheme, dm.device_id, dm.until)
+        case PresenceRecord() as p:
+            pos = None
+            if p.flat is not None or p.block is not None or p.x is not None:
+                pos = Position(p.flat, p.block, p.x, p.y, p.floor)
+            return PresenceIn(r.scheme, p.carer_id, p.what.value, pos)
+        case None:
+            log.error("journal record %d is unreadable (%s); the engine skips it", r.seq, r.error)
+            return None
+
+
+def input_time(r: JournalRecord) -> str:
+    """When the input behind a record happened, for the engine's records."""
+    match r.record:
+        case EventRecord() as e:
+            return e.occurred_at.isoformat()
+        case CalloutRecord() as c:
+            return c.requested_at.isoformat()
+        case None:
+            return r.received_at.isoformat()
+        case _:
+            return r.record.at.isoformat()
 
 
 class EngineService:
@@ -151,9 +170,11 @@ class EngineService:
         self.state: EngineState = EngineState()
         self.watermark = 0
         self.wake = asyncio.Event()
-        self.outbox_wake = asyncio.Event()
         self.ready = False
         self.hub = DispatchHub()
+        self.outbox = OutboxPublisher(
+            self.store, writer, metrics, self.hub, self.layout, clock, settings.delivery
+        )
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -248,7 +269,7 @@ class EngineService:
                 received = inp.received_at.isoformat()
             elif rec is not None:
                 received = rec.received_at.isoformat()
-                occurred = rec.body.get("at") or received
+                occurred = input_time(rec)
             else:
                 # A deadline or tick: the gateway itself is the source, at engine time.
                 occurred = received = now.isoformat()
@@ -306,7 +327,7 @@ class EngineService:
                 self.hub.publish("control/*", {**json.loads(payload), "scheme": parts[1]})
         self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
         if outbox:
-            self.outbox_wake.set()
+            self.outbox.wake.set()
 
     # ---- commands -> messages and records ---------------------------------------------------
 
@@ -501,7 +522,6 @@ class EngineService:
     async def _publisher(self) -> None:
         m = self.settings.mqtt
         delay = m.reconnect_min_s
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 async with aiomqtt.Client(
@@ -511,27 +531,11 @@ class EngineService:
                     timeout=10,
                 ) as client:
                     delay = m.reconnect_min_s
-                    # A burst (a power cut's technical alerts) is published as one batch; that
-                    # many unacknowledged publishes is expected here, not a warning sign.
-                    client.pending_calls_threshold = OUTBOX_BATCH
-                    while True:
-                        self.outbox_wake.clear()
-                        rows = await asyncio.to_thread(self.store.unsent, OUTBOX_BATCH)
-                        if rows:
-                            # QoS 1: each publish returns once the broker has acknowledged it.
-                            await asyncio.gather(
-                                *(client.publish(r.topic, r.payload, qos=1) for r in rows)
-                            )
-                            await loop.run_in_executor(
-                                self.writer, self.store.mark_sent, [r.seq for r in rows]
-                            )
-                            self.metrics.engine_published.inc(len(rows))
-                            continue
-                        try:
-                            await asyncio.wait_for(self.outbox_wake.wait(), timeout=1.0)
-                        except TimeoutError:
-                            pass
-            except aiomqtt.MqttError as exc:
+                    # Each publish waits for its PUBACK and reads the reason code: a refused
+                    # or unacknowledged message stays in the outbox (gateway.outbox).
+                    acked = AckedPublisher(client, self.settings.delivery.puback_timeout_s)
+                    await self.outbox.drain(acked, client._client.is_connected)
+            except (aiomqtt.MqttError, ConnectionError) as exc:
                 log.warning("outbox publisher: %s; retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, m.reconnect_max_s)

@@ -1,0 +1,113 @@
+"""The journal's record: one discriminated union of the protocol's models, one TypeAdapter.
+
+Every input the gateway accepts (a device event, a Careline call-out, a carer's action or
+presence, a control-room instruction) is journaled as one of these models, tagged by
+``record_type``. The journal writes and reads them only through :data:`RECORDS`; the engine's
+input conversion, the shipper's column lists and the API read their attributes, so adding a
+field is one change that mypy checks, not a dict key repeated across files.
+
+The record models extend the wire models (so every wire check still applies) with the tag and
+what the gateway knows from the topic (the carer a handset message came from).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from devices.events import CarelineCallout, DeviceEvent
+from devices.storable import StoredTime
+from responders.protocol import CarerStatus, HandsetAction, HandsetPresence
+
+CARER_ID = r"^[A-Za-z0-9._-]{1,64}$"
+DEVICE_ID = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class RecordType(StrEnum):
+    EVENT = "event"
+    CALLOUT = "callout"
+    ACTION = "action"
+    PRESENCE = "presence"
+    CONTROL = "control"  # control-room overrides entered through the API
+
+
+class EventRecord(DeviceEvent):
+    record_type: Literal[RecordType.EVENT] = RecordType.EVENT
+
+
+class CalloutRecord(CarelineCallout):
+    record_type: Literal[RecordType.CALLOUT] = RecordType.CALLOUT
+
+
+class ActionRecord(HandsetAction):
+    record_type: Literal[RecordType.ACTION] = RecordType.ACTION
+    carer_id: str = Field(pattern=CARER_ID, description="From the topic or the signed-in page.")
+
+
+class PresenceRecord(HandsetPresence):
+    record_type: Literal[RecordType.PRESENCE] = RecordType.PRESENCE
+    carer_id: str = Field(pattern=CARER_ID)
+
+
+class ControlOp(StrEnum):
+    CARER_STATUS = "carer_status"
+    DEVICE_MODE = "device_mode"
+
+
+class _Control(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record_type: Literal[RecordType.CONTROL] = RecordType.CONTROL
+    at: StoredTime = Field(description="When the control room asked (scheme time).")
+    by: str = Field(
+        default="control-room", max_length=64, description="Who asked: the API's caller."
+    )
+
+
+class CarerStatusControl(_Control):
+    """Mark a carer on break, unavailable, or available again."""
+
+    op: Literal[ControlOp.CARER_STATUS] = ControlOp.CARER_STATUS
+    carer_id: str = Field(pattern=CARER_ID)
+    status: CarerStatus
+
+
+class DeviceModeControl(_Control):
+    """Put a device in test/maintenance mode until a time; ``until=None`` ends it."""
+
+    op: Literal[ControlOp.DEVICE_MODE] = ControlOp.DEVICE_MODE
+    device_id: str = Field(pattern=DEVICE_ID)
+    until: StoredTime | None = None
+
+
+ControlRecord = Annotated[CarerStatusControl | DeviceModeControl, Field(discriminator="op")]
+
+Record = Annotated[
+    EventRecord | CalloutRecord | ActionRecord | PresenceRecord | ControlRecord,
+    Field(discriminator="record_type"),
+]
+
+# The single adapter every journal write and read goes through.
+RECORDS: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+def event_key(scheme: str, device_id: str, event_id: object) -> str:
+    """De-duplication is per device: another device reusing an event id is a new event."""
+    return f"{scheme}/{device_id}/{event_id}"
+
+
+def record_key(scheme: str, record: Record) -> str:
+    """The journal's idempotency key of a record (unique per record type)."""
+    match record:
+        case EventRecord():
+            return event_key(scheme, record.device_id, record.event_id)
+        case CalloutRecord():
+            return f"{scheme}/{record.callout_id}"
+        case ActionRecord():
+            return f"{scheme}/{record.carer_id}/{record.action_id}"
+        case PresenceRecord():
+            return f"{scheme}/{record.carer_id}/{record.presence_id}"
+        case CarerStatusControl() | DeviceModeControl():
+            raise ValueError("control records are keyed by the caller (each one is new)")
