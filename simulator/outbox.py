@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-FIRST_RESEND_S = 2.0
-RESEND_CAP_S = 30.0
-JITTER = 0.2  # +- share of each delay
+from devices.receipts import RESEND_CAP_S, RESEND_FIRST_S, resend_delay
+
+FIRST_RESEND_S = RESEND_FIRST_S
+__all__ = ["CARELINE", "FIRST_RESEND_S", "RESEND_CAP_S", "Outbox", "Pending", "backoff"]
 CARELINE = "careline"  # the key space of call-outs (their receipts have no device id)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -39,10 +40,9 @@ class Pending:
 
 
 def backoff(resends: int, rng: random.Random) -> float:
-    """The delay before resend number ``resends + 1``: 2 s, doubling, capped at 30 s, each
-    +-20% jitter (so many devices that failed together do not resend together)."""
-    base = min(FIRST_RESEND_S * 2.0 ** min(resends, 16), RESEND_CAP_S)
-    return base * (1 + rng.uniform(-JITTER, JITTER))
+    """The delay before resend number ``resends + 1``: the protocol's rule
+    (``devices.receipts.resend_delay``: 2 s, doubling, capped at 30 s, +-20% jitter)."""
+    return resend_delay(resends, rng)
 
 
 class Outbox:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import psycopg
 
 from devices.decoders import ZIGBEE_NAMESPACE
 from devices.events import EventKind
@@ -58,6 +59,7 @@ from simulator.schedule import (
 from simulator.tasks import Owner
 from simulator.timekeeping import SlipMeter
 from simulator.verdict import (
+    DbFacts,
     RunFacts,
     SentAlarm,
     SimRecord,
@@ -398,6 +400,30 @@ def _zigbee_id(name: str, last_seen: str, kind: EventKind) -> uuid.UUID:
     return uuid.uuid5(ZIGBEE_NAMESPACE, f"{name}|{last_seen}|{kind}")
 
 
+async def _progress(
+    dsn: str, gateway_id: str, ids: list[str], callouts: list[str], until: datetime, marker: str
+) -> tuple[Any, ...] | None:
+    """(events, call-outs, dead letters, engine rows, marker seen) for this run, now."""
+    async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=5) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(DISTINCT event_id) FROM device_events"
+            "  WHERE gateway_id = %s AND event_id = ANY(%s::uuid[])),"
+            " (SELECT count(DISTINCT callout_id) FROM careline_callouts"
+            "  WHERE gateway_id = %s AND callout_id = ANY(%s)),"
+            " (SELECT count(*) FROM dead_letters WHERE gateway_id = %s),"
+            " (SELECT count(*) FROM alarm_events WHERE gateway_id = %s AND at <= %s)"
+            " + (SELECT count(*) FROM notifications WHERE gateway_id = %s AND at <= %s),"
+            " (SELECT count(*) FROM device_events WHERE gateway_id = %s"
+            "  AND event_id = %s::uuid)"
+            " + (SELECT count(*) FROM dead_letters WHERE gateway_id = %s"
+            "  AND position(%s::bytea IN payload) > 0)",
+            (gateway_id, ids, gateway_id, callouts, gateway_id)
+            + (gateway_id, until) * 2
+            + (gateway_id, marker, gateway_id, marker.encode()),
+        )
+        return await cur.fetchone()
+
+
 async def _wait_recorded(
     base_url: str,
     dsn: str,
@@ -414,8 +440,6 @@ async def _wait_recorded(
     the broker has delivered everything before it. If something stays missing while nothing
     moves for ``quiet_s`` real seconds after that, it is missing: the verdict judges that.
     Returns why it stopped waiting early, if it did (too far behind after ``limit_s``)."""
-    import psycopg
-
     ids = sorted({a.key for a in rec.alarms if not a.callout} | rec.event_ids)
     callouts = sorted({a.key for a in rec.alarms if a.callout})
     bad_sent = sum(rec.bad.values())
@@ -433,24 +457,11 @@ async def _wait_recorded(
                 continue
             targets = targets or s["journal_head"]  # what had arrived when the run ended
             caught_up = all(s["shipped"].get(k, 0) >= v for k, v in targets.items())
-            async with await psycopg.AsyncConnection.connect(dsn) as conn:
-                cur = await conn.execute(
-                    "SELECT (SELECT count(DISTINCT event_id) FROM device_events"
-                    "  WHERE gateway_id = %s AND event_id = ANY(%s::uuid[])),"
-                    " (SELECT count(DISTINCT callout_id) FROM careline_callouts"
-                    "  WHERE gateway_id = %s AND callout_id = ANY(%s)),"
-                    " (SELECT count(*) FROM dead_letters WHERE gateway_id = %s),"
-                    " (SELECT count(*) FROM alarm_events WHERE gateway_id = %s AND at <= %s)"
-                    " + (SELECT count(*) FROM notifications WHERE gateway_id = %s AND at <= %s),"
-                    " (SELECT count(*) FROM device_events WHERE gateway_id = %s"
-                    "  AND event_id = %s::uuid)"
-                    " + (SELECT count(*) FROM dead_letters WHERE gateway_id = %s"
-                    "  AND position(%s::bytea IN payload) > 0)",
-                    (gateway_id, ids, gateway_id, callouts, gateway_id)
-                    + (gateway_id, until) * 2
-                    + (gateway_id, marker, gateway_id, marker.encode()),
-                )
-                row = await cur.fetchone()
+            try:
+                row = await _progress(dsn, gateway_id, ids, callouts, until, marker)
+            except psycopg.OperationalError:
+                await asyncio.sleep(1.0)  # the database away for a moment: wait on it
+                continue
             got = tuple(int(x) for x in row) if row else (0, 0, 0, 0, 0)
             # Dead letters count up to what was sent: beyond that they may be a stranger's
             # heartbeats (a device the gateway does not know), which never stop coming.
@@ -467,6 +478,20 @@ async def _wait_recorded(
                 return None  # what is still missing is not coming
             await asyncio.sleep(0.4)
     return f"the gateway had not recorded everything {limit_s:.0f} s after the run ended"
+
+
+async def _fetch_retrying(
+    dsn: str, gateway_id: str, rec: SimRecord, until: datetime, attempts: int = 10
+) -> DbFacts:
+    """``verdict.fetch``, waiting out a database that is away for a moment."""
+    for attempt in range(attempts):
+        try:
+            return await asyncio.to_thread(fetch, dsn, gateway_id, rec, until)
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(2.0)
+    raise AssertionError("unreachable")
 
 
 class RunInvalid(Exception):
@@ -502,7 +527,7 @@ async def run_async(
     child: list[GatewayChild] = []
     try:
         return await _play_and_judge(scn, opts, progress, started, child)
-    except (RunInvalid, OSError, aiomqtt.MqttError, httpx.HTTPError) as exc:
+    except (RunInvalid, OSError, aiomqtt.MqttError, httpx.HTTPError, psycopg.Error) as exc:
         why = str(exc) if isinstance(exc, RunInvalid) else f"{type(exc).__name__}: {exc}"
         return not_valid(scn, why, started, child[0].log() if child else "")
 
@@ -546,12 +571,11 @@ async def _play_and_judge(
         speed = clock.speed
     meter = SlipMeter(clock.speed, clock.anchor_real, clock.anchor_scheme.timestamp())
     clock = clock.with_meter(meter)
-    root = f"{layout.root}/{scheme.id}"
     filters = [
         layout.carer(scheme.id, "+", "dispatch"),
         layout.control_alerts(scheme.id),
-        f"{root}/devices/+/receipts",
-        f"{root}/careline/receipts",
+        layout.device_receipts(scheme.id, "+"),
+        layout.careline_receipts(scheme.id),
     ]
     sim_holder: list[Sim] = []
 
@@ -606,7 +630,7 @@ async def _play_and_judge(
             sim.rec.duplicates = sim.world.duplicates
             sim.rec.counts.update(sim.world.counts)
             sim.rec.counts["mqtt_published"] = link.published
-            db = await asyncio.to_thread(fetch, dsn, gateway_id, sim.rec, sim_end)
+            db = await _fetch_retrying(dsn, gateway_id, sim.rec, sim_end)
             publish = {
                 "published": link.published,
                 "timed_out_and_retried": link.timeouts,
