@@ -48,6 +48,7 @@ from gateway.engine.model import (
     Offer,
     Outcome,
     PresenceIn,
+    PromoteIn,
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
@@ -59,7 +60,9 @@ from gateway.engine.model import (
     higher,
 )
 from gateway.engine.triage import (
+    ALARM_KINDS,
     Queue,
+    Triage,
     TriagePolicy,
     load_policy,
     triage_callout,
@@ -218,7 +221,9 @@ class Core:
             case PresenceIn():
                 self._on_presence(tx, inp)
             case DeviceModeIn():
-                tx.set_mode(f"{inp.scheme}/{inp.device_id}", inp.until)
+                self._on_device_mode(tx, inp)
+            case PromoteIn():
+                self._on_promote(tx, inp)
             case TimerIn():
                 a = tx.alarm_map().get(inp.alarm_id)
                 # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
@@ -509,12 +514,16 @@ class Core:
             local_dt=local,
             sole_alarm_device=sole,
         )
-        until = (
-            tx.device_mode.get(key) if tx.device_mode is not None else tx.state.device_mode.get(key)
-        )
-        if until is not None and until > tx.now and t.queue is Queue.ALARM:
-            return  # test/maintenance mode: this device does not page (others still do)
         ref = resident.client_ref if resident else None
+        until = self._window(tx, key)
+        if until is not None and (t.queue is Queue.ALARM or kind in ALARM_KINDS):
+            if t.priority is Priority.P0:
+                # A fire during a test window is always real: nobody tests a smoke head by
+                # setting the flat alight, and a real fire must never wait for an operator.
+                t = replace(t, reason=f"{t.reason}; device in a test window, a fire is real")
+            else:
+                self._test_call(tx, e, kind, t, ref, flat_id, until)
+                return
         if t.queue is Queue.TECHNICAL:
             tx.cmds.append(RaiseTechnical(e.scheme, e.device_id, kind.value, t.reason, tx.now))
             return
@@ -555,6 +564,142 @@ class Core:
             reason=t.reason,
         )
         self._open_alarm(tx, a, t.defer_s)
+
+    # ---- test windows -----------------------------------------------------------------------
+
+    def _window(self, tx: _Tx, key: str) -> datetime | None:
+        """The end of the device's live test window; an expired one ends here and now."""
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        until = modes.get(key)
+        if until is not None and until <= tx.now:
+            self._window_ended(tx, key, "expired")
+            return None
+        return until
+
+    def _window_ended(self, tx: _Tx, key: str, how: str) -> None:
+        scheme_id, _, device_id = key.partition("/")
+        tx.set_mode(key, None)
+        tx.cmds.append(
+            NotifyControlRoom(
+                scheme_id,
+                Priority.P3,
+                "test_window_ended",
+                f"device {device_id}: test window ended ({how}); its alarms page again",
+            )
+        )
+
+    def _on_device_mode(self, tx: _Tx, m: DeviceModeIn) -> None:
+        scheme = self.schemes.get(m.scheme)
+        if scheme is None or scheme.device(m.device_id) is None:
+            return
+        key = f"{m.scheme}/{m.device_id}"
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        if m.until is not None and m.until > tx.now:
+            tx.set_mode(key, m.until)
+            tx.cmds.append(
+                NotifyControlRoom(
+                    m.scheme,
+                    Priority.P3,
+                    "test_window_started",
+                    f"device {m.device_id}: test window until {m.until.isoformat()}; its alarms"
+                    " come to the control room as test calls (a fire is always real)",
+                )
+            )
+        elif key in modes:
+            self._window_ended(tx, key, "ended by the control room")
+
+    def _test_call(
+        self,
+        tx: _Tx,
+        e: EventIn,
+        kind: EventKind,
+        t: Triage,
+        ref: str | None,
+        flat_id: str | None,
+        until: datetime,
+    ) -> None:
+        """An alarm-kind event from a device in a test window: on the board, never offered.
+
+        Repeats from the same device join its test call (one line on the board, every event
+        recorded), so a technician pressing twenty times does not bury real alarms."""
+        priority = t.priority or Priority.P3
+        held = next(
+            (
+                a
+                for a in tx.alarm_map().values()
+                if a.state is AlarmState.TEST_CALL
+                and a.scheme == e.scheme
+                and a.device_id == e.device_id
+            ),
+            None,
+        )
+        if held is not None:
+            a = replace(
+                held,
+                count=held.count + 1,
+                event_ids=(*held.event_ids, _event_ref(e)),
+                priority=higher(held.priority, priority),
+                double_handed=held.double_handed or t.double_handed,
+            )
+        else:
+            scheme = self.schemes[e.scheme]
+            a = Alarm(
+                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{_event_ref(e)}")),
+                scheme=e.scheme,
+                kind=kind.value,
+                priority=priority,
+                state=AlarmState.TEST_CALL,
+                opened_at=e.occurred_at,
+                received_at=e.received_at,
+                last_at=tx.now,
+                resident_ref=ref,
+                flat_id=flat_id,
+                device_id=e.device_id,
+                double_handed=t.double_handed,
+                event_ids=(_event_ref(e),),
+                chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+                reason=t.reason or f"{kind.value} (recorded only outside a test window)",
+            )
+        a = self._transition(
+            tx,
+            a,
+            AlarmState.TEST_CALL,
+            None,
+            kind=kind.value,
+            event_id=e.event_id,
+            count=a.count,
+            window_until=until.isoformat(),
+        )
+        tx.cmds.append(
+            NotifyControlRoom(
+                e.scheme,
+                Priority.P3,
+                "test_call",
+                f"test call: {kind.value} from {e.device_id} (in a test window until"
+                f" {until.isoformat()}); nobody is paged. Promote it if it is real.",
+                a.alarm_id,
+            )
+        )
+        tx.put_alarm(a)
+
+    def _on_promote(self, tx: _Tx, p: PromoteIn) -> None:
+        """The control room says a test call is real: it is raised and offered at once."""
+        a = tx.alarm_map().get(p.alarm_id)
+        if a is None or a.scheme != p.scheme or a.state is not AlarmState.TEST_CALL:
+            state = "unknown" if a is None or a.scheme != p.scheme else a.state.value
+            tx.cmds.append(
+                NotifyControlRoom(
+                    p.scheme,
+                    Priority.P3,
+                    "promote_refused",
+                    f"alarm {p.alarm_id} is not a test call (it is {state}); nothing changed",
+                    p.alarm_id if a is not None else None,
+                )
+            )
+            return
+        a = self._transition(tx, a, "promoted", None, by=p.by)
+        a = replace(a, state=AlarmState.RAISED, reason=f"{a.reason}; promoted from a test call")
+        self._open_alarm(tx, a, None)  # the operator has judged it real: no bed-exit wait
 
     def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
         raised = higher(a.priority, priority)
@@ -1112,7 +1257,12 @@ class Core:
                     )
                     if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
                         self._open_alarm(tx, a, None)
-        # Closed alarms are kept a while so late actions get a clear answer, then dropped.
+        # A test window ends itself when it runs out, and the control room sees it end.
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        for key in sorted(k for k, until in modes.items() if until <= now):
+            self._window_ended(tx, key, "expired")
+        # Closed alarms (and test calls nobody promoted) are kept a while so late actions and
+        # the board get a clear answer, then dropped.
         keep = timedelta(seconds=cfg.closed_keep_s)
         for a in list(tx.alarm_map().values()):
             if not a.is_open and now - a.last_at > keep:

@@ -15,7 +15,7 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import aiomqtt
 
@@ -26,6 +26,7 @@ from devices.records import (
     DeviceModeControl,
     EventRecord,
     PresenceRecord,
+    PromoteControl,
 )
 from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
@@ -53,6 +54,7 @@ from gateway.engine.model import (
     Outcome,
     Position,
     PresenceIn,
+    PromoteIn,
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
@@ -110,6 +112,8 @@ def to_input(r: JournalRecord) -> Input | None:
             return PresenceIn(r.scheme, cs.carer_id, "status", None, cs.status)
         case DeviceModeControl() as dm:
             return DeviceModeIn(r.scheme, dm.device_id, dm.until)
+        case PromoteControl() as pc:
+            return PromoteIn(r.scheme, str(pc.alarm_id), pc.by)
         case PresenceRecord() as p:
             pos = None
             if p.flat is not None or p.block is not None or p.x is not None:
@@ -118,6 +122,8 @@ def to_input(r: JournalRecord) -> Input | None:
         case None:
             log.error("journal record %d is unreadable (%s); the engine skips it", r.seq, r.error)
             return None
+        case _:  # a new record type must become an input (or say why not): mypy checks
+            assert_never(r.record)
 
 
 def input_time(r: JournalRecord) -> str:
