@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import aiomqtt
 
@@ -124,6 +124,8 @@ def to_input(r: JournalRecord) -> Input | None:
         case None:
             log.error("journal record %d is unreadable (%s); the engine skips it", r.seq, r.error)
             return None
+        case _:  # a new record type must become an input (or say why not): mypy checks
+            assert_never(r.record)
 
 
 def input_time(r: JournalRecord) -> str:
