@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, assert_never
 
 import psycopg
 
@@ -201,6 +201,8 @@ async def ship_records(
                 control.append(_control_row(r, ctl, gw))
             case None:
                 raise UnshippableRow(f"journal row {r.seq} is unreadable: {r.error}")
+            case _:  # a new record type must get a table here: mypy says so
+                assert_never(r.record)
     async with conn.transaction():
         for sql, table_rows in (
             (_CARER_COPY, carer),
