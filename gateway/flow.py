@@ -9,9 +9,8 @@ it stops reading the socket (TCP backpressure keeps the rest in the broker's que
 again once the journal has caught up to half the window. aiomqtt reads whenever the socket is
 readable and keeps its reader callback to itself, hence the small subclass below.
 
-The bound is ``limit`` plus the receipts awaiting their PUBACK on the same connection (paho
-reads one packet per message it has in flight each time the socket is readable, so a pause
-takes effect within that many packets): 1,000 + 20 with the defaults.
+Reading stops at the packet that fills the window, so the gateway never holds more than
+``limit`` messages unacknowledged, whatever the broker does.
 """
 
 from __future__ import annotations
@@ -32,16 +31,18 @@ class FlowControlledClient(aiomqtt.Client):
     _fd: int = -1
     _paused: bool = False
 
-    # Same as aiomqtt 2.5's ``_on_socket_open``, keeping the reader so it can be re-added.
+    # aiomqtt 2.5's ``_on_socket_open``, but reading one packet at a time (paho's
+    # ``loop_read`` reads one per message it has in flight) and stopping once paused.
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def callback() -> None:
             try:
-                while True:
-                    client.loop_read()
-                    pending = getattr(client._sock, "pending", None)
-                    if pending is not None and pending() > 0:
-                        continue
-                    break
+                while not self._paused and client._sock is not None:
+                    rc = client._packet_read()
+                    if rc > 0:
+                        client._loop_rc_handle(rc)
+                        break
+                    if rc == paho.MQTT_ERR_AGAIN:
+                        break
             except Exception as exc:
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)
@@ -64,7 +65,7 @@ class FlowControlledClient(aiomqtt.Client):
         if self._paused and self._fd >= 0 and self._reader is not None:
             self._paused = False
             self._loop.add_reader(self._fd, self._reader)
-            # TLS may hold decoded bytes the selector cannot see.
+            # Bytes already buffered (TLS, or a packet half read) are not a readable event.
             self._loop.call_soon(self._reader)
 
     @property

@@ -2,9 +2,8 @@
 
 A private Mosquitto queues a backlog for a gateway that is away; the gateway comes back with a
 Receive Maximum of 50. Since it acknowledges only after the journal commit, it must never hold
-more than that window unacknowledged (plus one packet per receipt in flight), however large the
-backlog: that bound is what keeps a 100,000-event backlog from growing its memory. Every event
-must still land once.
+more than that window unacknowledged, however large the backlog: that bound is what keeps a
+100,000-event backlog from growing its memory. Every event must still land once.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ pytestmark = [
 
 N = 5_000
 WINDOW = 50
-RECEIPTS = 20  # TELECARE_INGEST__RECEIPT_CONCURRENCY default
 
 
 @pytest.fixture
@@ -81,12 +79,12 @@ def test_a_backlog_drains_through_the_receive_maximum_window(
     peak = m("telecare_ingest_in_flight_peak")
     pauses = m("telecare_ingest_read_pauses_total")
     print(
-        f"\nbacklog of {N}: at most {peak:.0f} unacknowledged (Receive Maximum {WINDOW},"
-        f" {RECEIPTS} receipts in flight at most), reading paused {pauses:.0f} times"
+        f"\nbacklog of {N}: at most {peak:.0f} unacknowledged (Receive Maximum {WINDOW}),"
+        f" reading paused {pauses:.0f} times"
     )
     # The gateway's own window holds even where the broker overshoots its Receive Maximum
-    # (Mosquitto 2.0.11 does); a paused read can still take one packet per receipt in flight.
-    assert 1 < peak <= WINDOW + RECEIPTS
+    # (Mosquitto 2.0.11 does, to more than 1,300 here without it).
+    assert 1 < peak <= WINDOW
     wait_for(lambda: _count(gateway.dsn)[0] >= N, timeout=120, what="every event in TimescaleDB")
     time.sleep(1.0)
     assert _count(gateway.dsn) == (N, N)
