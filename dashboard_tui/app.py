@@ -48,6 +48,7 @@ class ControlRoom(App[None]):
     CSS_PATH = "control_room.tcss"
     BINDINGS = [
         Binding("r", "refresh_now", "Refresh"),
+        Binding("p", "promote", "Promote test call"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -147,6 +148,16 @@ class ControlRoom(App[None]):
         self.notify(f"Asked the gateway to mark {who} {request.status.replace('_', ' ')}")
         self._wake.set()
 
+    @work(name="promote", group="promote", exit_on_error=False)
+    async def send_promote(self, alarm_id: str) -> None:
+        try:
+            await self.client.promote(alarm_id)
+        except GatewayError as exc:
+            self.notify(f"Could not promote {alarm_id[:8]}: {exc}", severity="error")
+            return
+        self.notify(f"Test call {alarm_id[:8]} promoted: it is now a real alarm")
+        self._wake.set()
+
     # ---- wiring -----------------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -157,6 +168,15 @@ class ControlRoom(App[None]):
 
     def action_refresh_now(self) -> None:
         self._wake.set()
+
+    def action_promote(self) -> None:
+        """One action turns the selected test call into a real alarm."""
+        table = self.query_one(AlarmsTable)
+        a = table.alarms.get(table.selected_alarm_id or "")
+        if a is None or a.state != "test_call":
+            self.notify("Select a test call (TST) to promote it", severity="warning")
+            return
+        self.send_promote(a.alarm_id)
 
     @on(Snapshot)
     def _show_snapshot(self, snap: Snapshot) -> None:

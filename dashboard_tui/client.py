@@ -119,6 +119,11 @@ class GatewayClient:
         path = f"/api/v1/carers/{scheme}/{carer_id}/status"
         await self._request("POST", path, json={"status": status}, ok=(200, 202))
 
+    async def promote(self, alarm_id: str) -> None:
+        """Turn a test call into a real alarm; 202 once queued, 409 if not a test call."""
+        path = f"/api/v1/alarms/{alarm_id}/promote"
+        await self._request("POST", path, ok=(200, 202))
+
     # ---- the alert stream -------------------------------------------------------------------
 
     async def alert_stream(self) -> AsyncIterator[StreamItem]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.events import CarelineCallout, DeviceEvent
-from devices.storable import StoredTime
+from devices.storable import StoredText, StoredTime
 from responders.protocol import CarerStatus, HandsetAction, HandsetPresence
 
 CARER_ID = r"^[A-Za-z0-9._-]{1,64}$"
@@ -54,6 +55,7 @@ class PresenceRecord(HandsetPresence):
 class ControlOp(StrEnum):
     CARER_STATUS = "carer_status"
     DEVICE_MODE = "device_mode"
+    PROMOTE = "promote"
 
 
 class _Control(BaseModel):
@@ -61,7 +63,7 @@ class _Control(BaseModel):
 
     record_type: Literal[RecordType.CONTROL] = RecordType.CONTROL
     at: StoredTime = Field(description="When the control room asked (scheme time).")
-    by: str = Field(
+    by: StoredText = Field(
         default="control-room", max_length=64, description="Who asked: the API's caller."
     )
 
@@ -82,7 +84,16 @@ class DeviceModeControl(_Control):
     until: StoredTime | None = None
 
 
-ControlRecord = Annotated[CarerStatusControl | DeviceModeControl, Field(discriminator="op")]
+class PromoteControl(_Control):
+    """Turn a test call (a device in a test window) into a real alarm."""
+
+    op: Literal[ControlOp.PROMOTE] = ControlOp.PROMOTE
+    alarm_id: UUID
+
+
+ControlRecord = Annotated[
+    CarerStatusControl | DeviceModeControl | PromoteControl, Field(discriminator="op")
+]
 
 Record = Annotated[
     EventRecord | CalloutRecord | ActionRecord | PresenceRecord | ControlRecord,
@@ -109,5 +120,5 @@ def record_key(scheme: str, record: Record) -> str:
             return f"{scheme}/{record.carer_id}/{record.action_id}"
         case PresenceRecord():
             return f"{scheme}/{record.carer_id}/{record.presence_id}"
-        case CarerStatusControl() | DeviceModeControl():
+        case CarerStatusControl() | DeviceModeControl() | PromoteControl():
             raise ValueError("control records are keyed by the caller (each one is new)")

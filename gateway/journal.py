@@ -172,17 +172,27 @@ class Journal:
             else:
                 self.epoch = row[0]
             self._reader = self._connect()
-            # Events were keyed by event_id alone before de-duplication became per device:
-            # re-key old rows so a redelivery of one of them is still recognised.
-            self._writer.execute(
-                "UPDATE records SET key = scheme || '/' || json_extract(body, '$.device_id')"
-                " || '/' || key WHERE record_type = 'event' AND length(key) = 36"
-                " AND instr(key, '/') = 0 AND json_extract(body, '$.device_id') IS NOT NULL"
-            )
+            self._rekey_events(self._writer)
             for stream in STREAMS:
                 self.stats.heads[stream] = self.head(stream)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+
+    @staticmethod
+    def _rekey_events(conn: sqlite3.Connection) -> None:
+        """Events were keyed by event_id alone before de-duplication became per device:
+        re-key old rows once, so a redelivery of one of them is still recognised."""
+        done = conn.execute("SELECT 1 FROM meta WHERE key = 'event_keys'").fetchone()
+        if done is not None:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE records SET key = scheme || '/' || json_extract(body, '$.device_id')"
+            " || '/' || key WHERE record_type = 'event' AND length(key) = 36"
+            " AND instr(key, '/') = 0 AND json_extract(body, '$.device_id') IS NOT NULL"
+        )
+        conn.execute("INSERT INTO meta VALUES ('event_keys', 'scheme/device/event_id')")
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         for conn in (self._writer, self._reader):

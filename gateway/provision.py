@@ -89,14 +89,6 @@ def careline_username(scheme: str) -> str:
     return f"{scheme}/careline"
 
 
-def _device_receipts(layout: TopicLayout, scheme: str, device_id: str) -> str:
-    return f"{layout.root}/{scheme}/devices/{device_id}/receipts"
-
-
-def _careline_receipts(layout: TopicLayout, scheme: str) -> str:
-    return f"{layout.root}/{scheme}/careline/receipts"
-
-
 def plan(
     schemes: Sequence[Scheme],
     layout: TopicLayout,
@@ -120,8 +112,8 @@ def plan(
             Grant(RD, r.callouts(s.id)),
             Grant(RD, r.carer(s.id, "+", "actions")),
             Grant(RD, r.carer(s.id, "+", "presence")),
-            Grant(W, _device_receipts(r, s.id, "+")),
-            Grant(W, _careline_receipts(r, s.id)),
+            Grant(W, r.device_receipts(s.id, "+")),
+            Grant(W, r.careline_receipts(s.id)),
             Grant(W, r.careline_status(s.id, "+")),
             Grant(W, r.carer(s.id, "+", "dispatch")),
             Grant(W, r.control_alerts(s.id)),
@@ -135,7 +127,7 @@ def plan(
                 (
                     Grant(W, r.callouts(s.id)),
                     Grant(RD, r.careline_status(s.id, "+")),
-                    Grant(RD, _careline_receipts(r, s.id)),
+                    Grant(RD, r.careline_receipts(s.id)),
                 ),
             )
         )
@@ -153,7 +145,7 @@ def plan(
                     d.device_id,
                     (
                         Grant(W, r.device_events(s.id, d.device_id)),
-                        Grant(RD, _device_receipts(r, s.id, d.device_id)),
+                        Grant(RD, r.device_receipts(s.id, d.device_id)),
                     ),
                 )
             )

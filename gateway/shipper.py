@@ -236,6 +236,8 @@ class Shipper:
             return
         self.shipped[st.name] = rows[-1].seq
         self.metrics.shipped.labels(st.name).inc(len(rows))
+        if st.last_error is not None and st.last_error.startswith("stalled"):
+            st.last_error = None  # moving again; a quarantine note stays until the next one
 
     async def _quarantine(
         self, conn: psycopg.AsyncConnection[Any], st: _Stream, row: _Row, exc: BaseException

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, assert_never
 
 import psycopg
 
@@ -18,6 +18,7 @@ from devices.records import (
     DeviceModeControl,
     EventRecord,
     PresenceRecord,
+    PromoteControl,
 )
 from devices.storable import escape_json, escape_text
 from gateway.journal import EngineLogRow, JournalDeadLetter, JournalRecord
@@ -163,9 +164,15 @@ _CONTROL_COPY = (
 
 
 def _control_row(
-    r: JournalRecord, c: CarerStatusControl | DeviceModeControl, gw: str
+    r: JournalRecord, c: CarerStatusControl | DeviceModeControl | PromoteControl, gw: str
 ) -> tuple[Any, ...]:
-    target = c.carer_id if isinstance(c, CarerStatusControl) else c.device_id
+    match c:
+        case CarerStatusControl():
+            target = c.carer_id
+        case DeviceModeControl():
+            target = c.device_id
+        case PromoteControl():
+            target = str(c.alarm_id)
     body = RECORDS.dump_json(c).decode()
     return (r.received_at, r.scheme, c.op.value, target, c.by, body, gw, r.seq)
 
@@ -190,10 +197,12 @@ async def ship_records(
                 callouts.append(_callout_row(r, c, gw))
             case ActionRecord() | PresenceRecord() as m:
                 carer.append(_carer_row(r, m, gw))
-            case CarerStatusControl() | DeviceModeControl() as ctl:
+            case CarerStatusControl() | DeviceModeControl() | PromoteControl() as ctl:
                 control.append(_control_row(r, ctl, gw))
             case None:
                 raise UnshippableRow(f"journal row {r.seq} is unreadable: {r.error}")
+            case _:  # a new record type must get a table here: mypy says so
+                assert_never(r.record)
     async with conn.transaction():
         for sql, table_rows in (
             (_CARER_COPY, carer),

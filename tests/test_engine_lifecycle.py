@@ -166,7 +166,7 @@ def test_repeated_presses_merge_and_fire_alerts_control_room() -> None:
     assert {x.role for x in offers(smoke)} == {"all"}
 
 
-def test_maintenance_mode_silences_only_that_device() -> None:
+def test_maintenance_mode_pages_nobody_for_that_device_only() -> None:
     d = two_carers()
     dev = device_in("A-013")
     d.feed(DeviceModeIn(HZC.id, dev, d.now + timedelta(hours=1)))

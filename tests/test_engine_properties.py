@@ -59,6 +59,7 @@ class Night(RuleBasedStateMachine):
         # Start at 22:30 so shifts begin and end during the run as well.
         self.d = Driver(START)
         self.events: list[str] = []
+        self.sent_by: dict[str, str] = {}  # event id -> the device that sent it
         self.last_at: dict[str, object] = {}
         # What the handsets show, built only from the messages they were sent:
         # (carer, offer_id) -> alarm_id for offers, (carer, alarm_id) for alarms they hold.
@@ -102,6 +103,7 @@ class Night(RuleBasedStateMachine):
                 assert after not in (AlarmState.ACCEPTED, AlarmState.ARRIVED), (
                     "offer in accepting step"
                 )
+                assert after is not AlarmState.TEST_CALL, "a test call was offered to a carer"
             if isinstance(c, RecordTransition):
                 last = self.last_at.get(c.alarm_id)
                 assert last is None or c.at >= last, "transition time went backwards"  # type: ignore[operator]
@@ -152,7 +154,40 @@ class Night(RuleBasedStateMachine):
 
         eid = str(uuid.UUID(int=len(self.events) + 1))
         self.events.append(eid)
-        self._feed(EventIn(HZC.id, eid, device, kind, self.d.now, self.d.now))
+        self.sent_by[eid] = device
+        until = self.d.state.device_mode.get(f"{HZC.id}/{device}")
+        cmds = self._feed(EventIn(HZC.id, eid, device, kind, self.d.now, self.d.now))
+        if until is not None and until > self.d.now:
+            if kind == "smoke":  # a fire in a test window is always real
+                ref = f"{HZC.id}/{device}/{eid}"  # events are known per (device, event id)
+                [a] = [a for a in self.d.state.alarms.values() if ref in a.event_ids]
+                assert a.is_open, "a fire in a test window did not open an alarm"
+            else:
+                assert not [c for c in cmds if isinstance(c, SendOffer)], "test window paged"
+
+    @rule(
+        device=st.sampled_from(ALARM_DEVICES) | st.sampled_from(PAIR_DEVICES),
+        minutes=st.integers(min_value=0, max_value=30),
+    )
+    def test_window(self, device: str, minutes: int) -> None:
+        from gateway.engine.model import DeviceModeIn
+
+        until = self.d.now + timedelta(minutes=minutes) if minutes else None
+        self._feed(DeviceModeIn(HZC.id, device, until))
+
+    @precondition(
+        lambda self: any(a.state is AlarmState.TEST_CALL for a in self.d.state.alarms.values())
+    )
+    @rule(data=st.data())
+    def promote(self, data: st.DataObject) -> None:
+        from gateway.engine.model import PromoteIn
+
+        calls = sorted(
+            a.alarm_id for a in self.d.state.alarms.values() if a.state is AlarmState.TEST_CALL
+        )
+        alarm_id = data.draw(st.sampled_from(calls))
+        self._feed(PromoteIn(HZC.id, alarm_id, "operator"))
+        assert self.d.state.alarms[alarm_id].is_open, "a promoted test call is not open"
 
     @precondition(lambda self: bool(self.events))
     @rule(data=st.data())
@@ -160,12 +195,14 @@ class Night(RuleBasedStateMachine):
         from gateway.engine.model import EventIn
 
         eid = data.draw(st.sampled_from(self.events))
-        device = data.draw(st.sampled_from(ALARM_DEVICES))
+        # The same device resending (a true duplicate), or another device reusing the id.
+        device = data.draw(st.just(self.sent_by[eid]) | st.sampled_from(ALARM_DEVICES))
         before = set(self.d.state.alarms)
         cmds = self._feed(EventIn(HZC.id, eid, device, "pendant_press", self.d.now, self.d.now))
         opened = set(self.d.state.alarms) - before
         # A repeated event id never opens a second alarm (it may merge if it is new to all).
-        if any(eid in a.event_ids for a in self.d.state.alarms.values() if a.alarm_id in before):
+        ref = f"{HZC.id}/{device}/{eid}"  # de-duplication is per (device, event id)
+        if any(ref in a.event_ids for a in self.d.state.alarms.values() if a.alarm_id in before):
             assert not opened
             assert not [c for c in cmds if isinstance(c, SendOffer)]
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from devices.decoders import Decoded, DecodeError, Reason, RecordType, decode_message
@@ -20,6 +21,7 @@ from devices.records import (
 )
 from devices.storable import Refusal, escape_json, escape_text
 from devices.topics import TopicLayout
+from gateway import shipper, storage
 from gateway.engine.model import EventIn, RecordTransition
 from gateway.engine.shell import to_input
 from gateway.journal import Incoming, Journal
@@ -279,3 +281,38 @@ def test_same_event_id_from_two_devices_opens_two_alarms_in_the_engine() -> None
     assert len(raised) == 2
     assert {a_.device_id for a_ in d.state.alarms.values()} == {a, b}
     assert HZC.id in {a_.scheme for a_ in d.state.alarms.values()}
+
+
+def test_an_older_journal_is_re_keyed_so_redeliveries_stay_duplicates(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    [rec] = decode(DEVICE, event_json())
+    assert isinstance(rec.record, EventRecord)
+    j.commit([Incoming("t", NOW, records=[rec])])
+    # What an older version wrote: the event id alone as the key.
+    assert j._writer is not None
+    j._writer.execute("UPDATE records SET key = ?", (str(rec.record.event_id),))
+    j._writer.execute("DELETE FROM meta WHERE key = 'event_keys'")
+    j.close()
+    j.open()
+    assert [r.key for r in j.read_records(0, 10)] == [rec.key]
+    assert [(r.new, r.duplicates) for r in j.commit([Incoming("t", NOW, records=[rec])])] == [
+        (0, 1)
+    ]
+
+
+def test_a_row_error_is_told_apart_from_an_outage() -> None:
+    row = [psycopg.errors.CheckViolation(), psycopg.errors.UntranslatableCharacter()]
+    row += [psycopg.errors.NumericValueOutOfRange(), psycopg.errors.NotNullViolation()]
+    row += [UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogate"), storage.UnshippableRow()]
+    for exc in row:
+        assert storage.row_error(exc), exc
+        assert not shipper._outage(exc), exc
+    outages = [psycopg.OperationalError("connection lost"), psycopg.errors.AdminShutdown()]
+    outages += [psycopg.errors.ConnectionFailure(), ConnectionRefusedError()]
+    for exc in outages:
+        assert shipper._outage(exc), exc
+        assert not storage.row_error(exc), exc
+    # Neither: the database answered but refuses something no row caused (a schema problem).
+    schema = psycopg.errors.UndefinedTable()
+    assert not storage.row_error(schema) and not shipper._outage(schema)

@@ -281,7 +281,7 @@ class FakeGateway:
                 detail = "database unavailable: connection refused"
                 return httpx.Response(self.detail_status, json={"detail": detail})
             return httpx.Response(200, json=alarm_detail())
-        if request.method == "POST" and path.endswith("/status"):
+        if request.method == "POST" and path.endswith(("/status", "/promote")):
             return httpx.Response(202, json={"status": "accepted"})
         if path == "/api/v1/alerts/stream":
             chunks = [b"event: hello\ndata: {}\n\n"]
@@ -601,3 +601,27 @@ async def test_client_stream_yields_alerts_and_heartbeats() -> None:
     alerts = [i for i in items if isinstance(i, Alert)]
     assert [a.type for a in alerts] == ["alert", "on_call"]
     assert alerts[0].priority == "P0" and alerts[0].at == NOW
+
+
+async def test_a_test_call_shows_below_real_alarms_and_p_promotes_it() -> None:
+    test_id = "33333333-3333-4333-8333-333333333333"
+    fake = FakeGateway()
+    fake.alarms = [
+        _alarm(test_id, Priority.P1, "pendant_press", 5, flat_id="A-013", state="test_call"),
+        *open_alarms(),
+    ]
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(AlarmsTable)
+        await until(pilot, lambda: table.row_count == 4, "alarms")
+        rows = cells(table)
+        assert [r[0].strip() for r in rows] == ["P0", "P1", "P2", "TST"]
+        assert rows[3][6] == "test call: nobody paged"
+        assert "1 test" in str(table.border_title) and "(3 " in str(table.border_title)
+        await pilot.press("p")  # the cursor is on the P0: not a test call, nothing is sent
+        await pilot.pause()
+        assert fake.posts() == []
+        table.move_cursor(row=3)
+        await pilot.press("p")
+        await until(pilot, lambda: len(fake.posts()) == 1, "the promote POST")
+        assert fake.posts() == [(f"/api/v1/alarms/{test_id}/promote", None)]

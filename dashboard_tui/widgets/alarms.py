@@ -13,6 +13,8 @@ from dashboard_tui.messages import AlarmOpened
 from dashboard_tui.models import Alarm
 
 ROW_STYLE = {"P0": "bold red", "P1": "bold yellow"}
+TEST_CALL = "test_call"  # from a device in a test window: shown, never paged, promotable
+TEST_STYLE = "cyan"
 PRIORITY_STYLE = {"P0": "bold white on red", "P1": "bold black on yellow"}
 DEADLINE_LABEL = {
     "defer": "defer",
@@ -50,23 +52,27 @@ class AlarmsTable(DataTable[Text]):
     def show(self, alarms: list[Alarm], now: datetime | None) -> None:
         """Replace the rows, keeping the cursor on the same alarm if it is still open."""
         keep = self.selected_alarm_id
-        ordered = sorted(alarms, key=lambda a: a.rank)
+        # Test calls (a device in a test window) sit below every real alarm.
+        ordered = sorted(alarms, key=lambda a: (a.state == TEST_CALL, a.rank))
         self.alarms = {a.alarm_id: a for a in ordered}
         self.clear()
         for a in ordered:
             self.add_row(*self._cells(a, now), key=a.alarm_id)
         if keep in self.alarms:
             self.move_cursor(row=self.get_row_index(keep))
-        p0 = sum(a.priority == "P0" for a in ordered)
-        waiting = sum(not a.accepted_by for a in ordered)
-        self.border_title = f"Open alarms ({len(ordered)} · {waiting} not accepted)"
+        real = [a for a in ordered if a.state != TEST_CALL]
+        p0 = sum(a.priority == "P0" for a in real)
+        waiting = sum(not a.accepted_by for a in real)
+        self.border_title = f"Open alarms ({len(real)} · {waiting} not accepted)"
         if p0:
             self.border_title += f" · {p0} P0"
+        if len(real) < len(ordered):
+            self.border_title += f" · {len(ordered) - len(real)} test (p: promote)"
 
     def tick(self, now: datetime | None) -> None:
         """Move the clocks on without rebuilding the table."""
         for a in self.alarms.values():
-            style = ROW_STYLE.get(a.priority, "")
+            style = _row_style(a)
             self.update_cell(a.alarm_id, "age", Text(_age(a, now), style))
             self.update_cell(a.alarm_id, "deadline", _deadline(a, now))
 
@@ -85,11 +91,15 @@ class AlarmsTable(DataTable[Text]):
 
     @staticmethod
     def _cells(a: Alarm, now: datetime | None) -> list[Text]:
-        style = ROW_STYLE.get(a.priority, "")
+        style = _row_style(a)
         kind = a.kind + (" · welfare" if a.welfare_check else "")
         state_style = "bold white on red" if a.state == "escalated" else style
+        test = a.state == TEST_CALL
         return [
-            Text(a.priority, PRIORITY_STYLE.get(a.priority, "")),
+            Text(
+                "TST" if test else a.priority,
+                TEST_STYLE if test else PRIORITY_STYLE.get(a.priority, ""),
+            ),
             Text(_age(a, now), style),
             Text(a.scheme, style),
             Text(kind, style),
@@ -99,6 +109,10 @@ class AlarmsTable(DataTable[Text]):
             _deadline(a, now),
             Text(str(a.count), style, justify="right"),
         ]
+
+
+def _row_style(a: Alarm) -> str:
+    return TEST_STYLE if a.state == TEST_CALL else ROW_STYLE.get(a.priority, "")
 
 
 def _age(a: Alarm, now: datetime | None) -> str:
@@ -115,6 +129,8 @@ def _who(a: Alarm) -> Text:
         text = Text("to all: " + ", ".join(o.carer_id for o in a.offers), "bold yellow")
     elif a.offers:
         text = Text("offered: " + ", ".join(o.carer_id for o in a.offers), "yellow")
+    elif a.state == TEST_CALL:
+        text = Text("test call: nobody paged", TEST_STYLE)
     elif a.state == "raised":
         text = Text("waiting", "dim")
     else:

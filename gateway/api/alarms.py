@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api_models import Alarm, AlarmDetail
-from gateway.api.deps import LiveDep, QueriesDep
+from api_models import Accepted, Alarm, AlarmDetail
+from gateway.api.deps import InboxDep, LiveDep, QueriesDep
 from gateway.api.errors import errors
 from gateway.api.params import AlarmPath
 from gateway.api.ports import DatabaseUnavailable
+from gateway.api.security import control
 
 router = APIRouter(tags=["alarms"])
 
@@ -34,3 +35,21 @@ async def alarm_detail(alarm_id: AlarmPath, live: LiveDep, queries: QueriesDep) 
     if a is None and not timeline:
         raise HTTPException(404, f"no alarm {alarm_id}")
     return AlarmDetail(alarm=a, timeline=tuple(timeline), decisions=tuple(decisions))
+
+
+@router.post(
+    "/api/v1/alarms/{alarm_id}/promote",
+    status_code=202,
+    dependencies=[Depends(control)],
+    responses=errors(401, 404, 409),
+)
+async def promote(alarm_id: AlarmPath, live: LiveDep, inbox: InboxDep) -> Accepted:
+    """Turn a test call (from a device in a test window) into a real alarm: it is raised and
+    offered at once. 404 for an unknown alarm, 409 for one that is not a test call."""
+    a = live.alarm(str(alarm_id))
+    if a is None:
+        raise HTTPException(404, f"no alarm {alarm_id}")
+    if a.state != "test_call":
+        raise HTTPException(409, f"alarm {alarm_id} is {a.state}, not a test call")
+    await inbox.submit_control(a.scheme, {"op": "promote", "alarm_id": str(alarm_id)})
+    return Accepted()

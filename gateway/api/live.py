@@ -59,7 +59,8 @@ class EngineLiveView:
         )
 
     def alarms(self, open_only: bool) -> list[Alarm]:
-        rows = [a for a in self._engine.state.alarms.values() if a.is_open or not open_only]
+        # Test calls are on the board too (not open: nobody is paged, an operator may promote).
+        rows = [a for a in self._engine.state.alarms.values() if a.on_board or not open_only]
         rows.sort(key=lambda a: (a.priority.value, a.opened_at))
         return [Alarm.model_validate(alarm_view(a)) for a in rows]
 

@@ -48,6 +48,7 @@ from gateway.engine.model import (
     Offer,
     Outcome,
     PresenceIn,
+    PromoteIn,
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
@@ -59,7 +60,9 @@ from gateway.engine.model import (
     higher,
 )
 from gateway.engine.triage import (
+    ALARM_KINDS,
     Queue,
+    Triage,
     TriagePolicy,
     load_policy,
     triage_callout,
@@ -78,6 +81,9 @@ class EngineConfig:
     travel: travel.TravelParams = field(default_factory=travel.TravelParams)
     handset_timeout_s: int = 120
     supervision_misses: int = 3
+    # The control room is told the gateway is behind once the ingest horizon lags engine time
+    # by more than this (and told it caught up below half of it): one alert, not one a device.
+    lag_alert_s: int = 60
     closed_keep_s: int = 3600
 
 
@@ -92,6 +98,7 @@ class EngineState:
     coverage_alerted: frozenset[str] = frozenset()
     # Sleep-in disturbances: "<scheme>/<carer>/<night start date>" -> alarms attended.
     disturbances: Mapping[str, int] = field(default_factory=dict)
+    lag_alerted: bool = False  # the control room has been told the gateway is behind
 
 
 SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
@@ -116,6 +123,7 @@ class _Tx:
         self.no_contact = state.no_contact
         self.silent = state.silent_handsets
         self.coverage = state.coverage_alerted
+        self.lag_alerted = state.lag_alerted
         self.disturbances: dict[str, int] | None = None
         self.cmds: list[Command] = []
 
@@ -164,6 +172,7 @@ class _Tx:
             silent_handsets=self.silent,
             coverage_alerted=self.coverage,
             disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
+            lag_alerted=self.lag_alerted,
         )
 
     def disturb(self, key: str) -> int:
@@ -218,14 +227,16 @@ class Core:
             case PresenceIn():
                 self._on_presence(tx, inp)
             case DeviceModeIn():
-                tx.set_mode(f"{inp.scheme}/{inp.device_id}", inp.until)
+                self._on_device_mode(tx, inp)
+            case PromoteIn():
+                self._on_promote(tx, inp)
             case TimerIn():
                 a = tx.alarm_map().get(inp.alarm_id)
                 # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
                 if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
                     self._on_deadline(tx, a)
             case TickIn():
-                self._on_tick(tx)
+                self._on_tick(tx, inp)
         return tx.result(), tx.cmds
 
     @staticmethod
@@ -478,7 +489,10 @@ class Core:
         if device is None:
             return
         key = f"{e.scheme}/{e.device_id}"
-        tx.seen(key, tx.now)
+        # Heard when it reached the gateway, not when a backlog let the engine apply it.
+        prior = (tx.device_seen if tx.device_seen is not None else tx.state.device_seen).get(key)
+        heard = min(e.received_at, tx.now)
+        tx.seen(key, heard if prior is None else max(prior, heard))
         if key in tx.no_contact:
             tx.no_contact = tx.no_contact - {key}
             tx.cmds.append(
@@ -509,12 +523,16 @@ class Core:
             local_dt=local,
             sole_alarm_device=sole,
         )
-        until = (
-            tx.device_mode.get(key) if tx.device_mode is not None else tx.state.device_mode.get(key)
-        )
-        if until is not None and until > tx.now and t.queue is Queue.ALARM:
-            return  # test/maintenance mode: this device does not page (others still do)
         ref = resident.client_ref if resident else None
+        until = self._window(tx, key)
+        if until is not None and (t.queue is Queue.ALARM or kind in ALARM_KINDS):
+            if t.priority is Priority.P0:
+                # A fire during a test window is always real: nobody tests a smoke head by
+                # setting the flat alight, and a real fire must never wait for an operator.
+                t = replace(t, reason=f"{t.reason}; device in a test window, a fire is real")
+            else:
+                self._test_call(tx, e, kind, t, ref, flat_id, until)
+                return
         if t.queue is Queue.TECHNICAL:
             tx.cmds.append(RaiseTechnical(e.scheme, e.device_id, kind.value, t.reason, tx.now))
             return
@@ -555,6 +573,142 @@ class Core:
             reason=t.reason,
         )
         self._open_alarm(tx, a, t.defer_s)
+
+    # ---- test windows -----------------------------------------------------------------------
+
+    def _window(self, tx: _Tx, key: str) -> datetime | None:
+        """The end of the device's live test window; an expired one ends here and now."""
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        until = modes.get(key)
+        if until is not None and until <= tx.now:
+            self._window_ended(tx, key, "expired")
+            return None
+        return until
+
+    def _window_ended(self, tx: _Tx, key: str, how: str) -> None:
+        scheme_id, _, device_id = key.partition("/")
+        tx.set_mode(key, None)
+        tx.cmds.append(
+            NotifyControlRoom(
+                scheme_id,
+                Priority.P3,
+                "test_window_ended",
+                f"device {device_id}: test window ended ({how}); its alarms page again",
+            )
+        )
+
+    def _on_device_mode(self, tx: _Tx, m: DeviceModeIn) -> None:
+        scheme = self.schemes.get(m.scheme)
+        if scheme is None or scheme.device(m.device_id) is None:
+            return
+        key = f"{m.scheme}/{m.device_id}"
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        if m.until is not None and m.until > tx.now:
+            tx.set_mode(key, m.until)
+            tx.cmds.append(
+                NotifyControlRoom(
+                    m.scheme,
+                    Priority.P3,
+                    "test_window_started",
+                    f"device {m.device_id}: test window until {m.until.isoformat()}; its alarms"
+                    " come to the control room as test calls (a fire is always real)",
+                )
+            )
+        elif key in modes:
+            self._window_ended(tx, key, "ended by the control room")
+
+    def _test_call(
+        self,
+        tx: _Tx,
+        e: EventIn,
+        kind: EventKind,
+        t: Triage,
+        ref: str | None,
+        flat_id: str | None,
+        until: datetime,
+    ) -> None:
+        """An alarm-kind event from a device in a test window: on the board, never offered.
+
+        Repeats from the same device join its test call (one line on the board, every event
+        recorded), so a technician pressing twenty times does not bury real alarms."""
+        priority = t.priority or Priority.P3
+        held = next(
+            (
+                a
+                for a in tx.alarm_map().values()
+                if a.state is AlarmState.TEST_CALL
+                and a.scheme == e.scheme
+                and a.device_id == e.device_id
+            ),
+            None,
+        )
+        if held is not None:
+            a = replace(
+                held,
+                count=held.count + 1,
+                event_ids=(*held.event_ids, _event_ref(e)),
+                priority=higher(held.priority, priority),
+                double_handed=held.double_handed or t.double_handed,
+            )
+        else:
+            scheme = self.schemes[e.scheme]
+            a = Alarm(
+                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{_event_ref(e)}")),
+                scheme=e.scheme,
+                kind=kind.value,
+                priority=priority,
+                state=AlarmState.TEST_CALL,
+                opened_at=e.occurred_at,
+                received_at=e.received_at,
+                last_at=tx.now,
+                resident_ref=ref,
+                flat_id=flat_id,
+                device_id=e.device_id,
+                double_handed=t.double_handed,
+                event_ids=(_event_ref(e),),
+                chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+                reason=t.reason or f"{kind.value} (recorded only outside a test window)",
+            )
+        a = self._transition(
+            tx,
+            a,
+            AlarmState.TEST_CALL,
+            None,
+            kind=kind.value,
+            event_id=e.event_id,
+            count=a.count,
+            window_until=until.isoformat(),
+        )
+        tx.cmds.append(
+            NotifyControlRoom(
+                e.scheme,
+                Priority.P3,
+                "test_call",
+                f"test call: {kind.value} from {e.device_id} (in a test window until"
+                f" {until.isoformat()}); nobody is paged. Promote it if it is real.",
+                a.alarm_id,
+            )
+        )
+        tx.put_alarm(a)
+
+    def _on_promote(self, tx: _Tx, p: PromoteIn) -> None:
+        """The control room says a test call is real: it is raised and offered at once."""
+        a = tx.alarm_map().get(p.alarm_id)
+        if a is None or a.scheme != p.scheme or a.state is not AlarmState.TEST_CALL:
+            state = "unknown" if a is None or a.scheme != p.scheme else a.state.value
+            tx.cmds.append(
+                NotifyControlRoom(
+                    p.scheme,
+                    Priority.P3,
+                    "promote_refused",
+                    f"alarm {p.alarm_id} is not a test call (it is {state}); nothing changed",
+                    p.alarm_id if a is not None else None,
+                )
+            )
+            return
+        a = self._transition(tx, a, "promoted", None, by=p.by)
+        a = replace(a, state=AlarmState.RAISED, reason=f"{a.reason}; promoted from a test call")
+        self._open_alarm(tx, a, None)  # the operator has judged it real: no bed-exit wait
 
     def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
         raised = higher(a.priority, priority)
@@ -1042,9 +1196,42 @@ class Core:
                 if a.state in (AlarmState.RAISED, AlarmState.OFFERED, AlarmState.ESCALATED):
                     self._cancel(tx, a, "device heard again")
 
-    def _on_tick(self, tx: _Tx) -> None:
+    def _lag(self, tx: _Tx, behind_s: float, why: str | None, held: Mapping[str, int]) -> None:
+        """Tell each scheme's control room once that the gateway is behind, and when it has
+        caught up: devices are not blamed meanwhile, and somebody must know that."""
+        cfg = self.config
+        if not tx.lag_alerted and behind_s > cfg.lag_alert_s:
+            tx.lag_alerted = True
+            for sid in sorted(self.schemes):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        sid,
+                        Priority.P2,
+                        "gateway_behind",
+                        f"gateway {round(behind_s)}s behind ({why or 'ingest lagging'}):"
+                        f" device silence is judged only up to what has arrived;"
+                        f" {held.get(sid, 0)} device(s) silent on the clock are not blamed yet",
+                    )
+                )
+        elif tx.lag_alerted and behind_s <= cfg.lag_alert_s / 2:
+            tx.lag_alerted = False
+            for sid in sorted(self.schemes):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        sid,
+                        Priority.P3,
+                        "gateway_caught_up",
+                        f"gateway caught up ({round(behind_s)}s behind): supervision is live",
+                    )
+                )
+
+    def _on_tick(self, tx: _Tx, tick: TickIn) -> None:
         cfg = self.config
         now = tx.now
+        # Silence counts only up to the ingest horizon: what is still queued inside the
+        # gateway may be exactly the heartbeat that clears the device.
+        judge = now if tick.horizon is None else min(now, tick.horizon)
+        held: dict[str, int] = {}
         # Overdue deadlines fire here too: a missed timer cannot leave an alarm stranded.
         for a in list(tx.alarm_map().values()):
             cur = tx.alarm_map()[a.alarm_id]
@@ -1056,7 +1243,10 @@ class Core:
                 c = tx.carer_map().get(key)
                 if c is None or not c.logged_in:
                     continue
-                if not routing.handset_live(c, now, cfg.handset_timeout_s) and key not in tx.silent:
+                if (
+                    not routing.handset_live(c, judge, cfg.handset_timeout_s)
+                    and key not in tx.silent
+                ):
                     tx.silent = tx.silent | {key}
                     tx.cmds.append(
                         NotifyControlRoom(
@@ -1073,7 +1263,11 @@ class Core:
                 key = f"{scheme.id}/{d.device_id}"
                 last = seen.get(key)
                 limit = timedelta(seconds=d.expected_heartbeat_s * cfg.supervision_misses)
-                if last is None or key in tx.no_contact or now - last <= limit:
+                if last is None or key in tx.no_contact:
+                    continue
+                if judge - last <= limit:
+                    if now - last > limit:
+                        held[scheme.id] = held.get(scheme.id, 0) + 1
                     continue
                 tx.no_contact = tx.no_contact | {key}
                 tx.cmds.append(
@@ -1112,7 +1306,13 @@ class Core:
                     )
                     if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
                         self._open_alarm(tx, a, None)
-        # Closed alarms are kept a while so late actions get a clear answer, then dropped.
+        self._lag(tx, (now - judge).total_seconds(), tick.behind, held)
+        # A test window ends itself when it runs out, and the control room sees it end.
+        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        for key in sorted(k for k, until in modes.items() if until <= now):
+            self._window_ended(tx, key, "expired")
+        # Closed alarms (and test calls nobody promoted) are kept a while so late actions and
+        # the board get a clear answer, then dropped.
         keep = timedelta(seconds=cfg.closed_keep_s)
         for a in list(tx.alarm_map().values()):
             if not a.is_open and now - a.last_at > keep:

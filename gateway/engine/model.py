@@ -26,6 +26,9 @@ class AlarmState(StrEnum):
     ARRIVED = "arrived"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+    # An alarm-kind event from a device in a test window: on the control room's board, never
+    # offered to a carer, until an operator promotes it (then it is raised like any alarm).
+    TEST_CALL = "test_call"
 
 
 OPEN_STATES = frozenset(
@@ -129,6 +132,11 @@ class Alarm:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def on_board(self) -> bool:
+        """Shown on the control room's board: open alarms and test calls."""
+        return self.is_open or self.state is AlarmState.TEST_CALL
+
 
 @dataclass(frozen=True, slots=True)
 class Position:
@@ -210,6 +218,15 @@ class DeviceModeIn:
 
 
 @dataclass(frozen=True, slots=True)
+class PromoteIn:
+    """The control room turns a test call into a real alarm (one action)."""
+
+    scheme: str
+    alarm_id: str
+    by: str = "control room"
+
+
+@dataclass(frozen=True, slots=True)
 class TimerIn:
     alarm_id: str
     epoch: int
@@ -217,10 +234,17 @@ class TimerIn:
 
 @dataclass(frozen=True, slots=True)
 class TickIn:
-    """Periodic: device supervision, handset silence, coverage checks."""
+    """Periodic: device supervision, handset silence, coverage checks.
+
+    ``horizon`` is how far ingest has got (``gateway.engine.horizon``): silence is counted
+    only up to it, so the gateway's own backlog never reads as a silent device. None: caught
+    up (the horizon is now). ``behind`` says why the horizon lags, for the control room."""
+
+    horizon: datetime | None = None
+    behind: str | None = None
 
 
-Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | TimerIn | TickIn
+Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | PromoteIn | TimerIn | TickIn
 
 
 # ---- commands -----------------------------------------------------------------------------

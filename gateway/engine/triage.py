@@ -85,6 +85,9 @@ _FIRE_KINDS = frozenset({EventKind.SMOKE, EventKind.HEAT, EventKind.CO})
 #: Kinds whose priority comes from ``TriagePolicy.kind_priority``. Inactivity has its own
 #: field; record, clear and cancel kinds carry no priority.
 PRIORITISED_KINDS: frozenset[EventKind] = frozenset(_ALARM_KINDS) | _TECHNICAL_KINDS
+# Kinds that are a call for help whatever the time: from a device in a test window each one
+# reaches the control room as a test call, even when triage would only record it.
+ALARM_KINDS: frozenset[EventKind] = frozenset(_ALARM_KINDS)
 
 DEFAULT_KIND_PRIORITY: Mapping[EventKind, Priority] = {
     EventKind.PENDANT_PRESS: Priority.P1,

@@ -391,8 +391,13 @@ def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
         nosy.subscribe(L.carer(HZC.id, "+", "dispatch"))
         login = presence("login", now(), flat="A-012")
         assert handset.publish(L.carer(HZC.id, "cw-01", "presence"), login).value == 0
+        device.subscribe(L.device_receipts(HZC.id, pendant))
         press = _event(pendant, now())
         assert device.publish(L.device_events(HZC.id, pendant), press).value == 0
+        receipt = device.wait_message(
+            lambda t, b: b.get("event_id") == press["event_id"], "the pendant's receipt"
+        )
+        assert receipt["status"] == "accepted", receipt
         offer = handset.wait_message(
             lambda t, b: b.get("type") == "offer" and b.get("flat_id") == "A-013", "the offer"
         )
