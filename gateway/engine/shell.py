@@ -591,7 +591,7 @@ class EngineService:
         while True:
             try:
                 async with aiomqtt.Client(
-                    **connection_options(m),
+                    **connection_options(m, publisher=True),
                     identifier=f"{m.client_id}-out",
                     protocol=aiomqtt.ProtocolVersion.V5,
                     timeout=10,
