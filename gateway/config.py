@@ -94,7 +94,8 @@ class IngestSettings(BaseModel):
     queue_max: int = Field(default=2000, ge=1)
     # Receipts waiting to be published (a full queue drops and counts; devices resend).
     receipt_queue_max: int = Field(default=20_000, ge=1)
-    receipt_concurrency: int = Field(default=100, ge=1)
+    # Receipts awaiting their PUBACK at once (they share the ingest connection's window).
+    receipt_concurrency: int = Field(default=20, ge=1)
 
 
 class DeliverySettings(BaseModel):

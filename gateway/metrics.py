@@ -91,6 +91,22 @@ class Metrics:
             "Messages decoded and waiting for the journal commit (bounded).",
             registry=r,
         )
+        self.ingest_in_flight = Gauge(
+            "telecare_ingest_in_flight",
+            "Messages received from the broker and not yet acknowledged (bounded by the MQTT"
+            " Receive Maximum the gateway sends).",
+            registry=r,
+        )
+        self.ingest_in_flight_peak = Gauge(
+            "telecare_ingest_in_flight_peak",
+            "The most messages ever unacknowledged at once since the gateway started.",
+            registry=r,
+        )
+        self.ingest_paused = Counter(
+            "telecare_ingest_read_pauses",
+            "Times the gateway stopped reading the broker because its window was full.",
+            registry=r,
+        )
         self.receipts = Counter(
             "telecare_receipts",
             "Receipts to devices and the Careline, by result: ok, refused (the broker said no),"
