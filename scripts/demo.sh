@@ -55,8 +55,15 @@ echo
 echo "demo: now a whole night at Hazelhurst Court (23:00-07:00) at x$SPEED: simulated pendants,"
 echo "      fall detectors and hubs, and two waking-night carers' handsets, against a gateway of"
 echo "      its own on a fast clock. Every figure below is checked against TimescaleDB."
-"$BIN/telecare" simulate run --scenario hazelhurst-night --speed "$SPEED" --json "$RUN/hazelhurst-night.json" || \
-  echo "demo: the night did not meet its expectations (see the verdict above)"
+rc=0
+"$BIN/telecare" simulate run --scenario hazelhurst-night --speed "$SPEED" --rerun-slower \
+  --json "$RUN/hazelhurst-night.json" || rc=$?
+case $rc in
+  0) ;;
+  1) echo "demo: the night did not meet its expectations (see the product checks above)" ;;
+  2) echo "demo: the run was not valid: this machine could not keep time (see the run's health above)" ;;
+  *) echo "demo: the simulator exited with $rc" ;;
+esac
 
 cat <<MSG
 

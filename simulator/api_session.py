@@ -14,6 +14,16 @@ import httpx
 
 from api_models.credentials import load_dev_credentials
 
+# The run's API session: ``sign_in`` fills it, every HTTP client of the run sends it. (One run
+# per process talks to one gateway.)
+HEADERS: dict[str, str] = {}
+
+
+def sign_in(base_url: str, credentials: Path | None = None) -> None:
+    """Sign the run in (see ``api_headers``); its clients then send the session."""
+    HEADERS.clear()
+    HEADERS.update(api_headers(base_url, credentials))
+
 
 def api_headers(base_url: str, credentials: Path | None = None) -> dict[str, str]:
     """``Authorization`` for a new control-room session; raises if it cannot sign in.

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulator.runner import RunOptions
+from simulator.runner import RunOptions, product_signature, run_with_rerun
 from simulator.runner import run as run_scenario
 from simulator.scenario import SCENARIO_DIR, load_scenario
 
@@ -74,10 +74,71 @@ def verdict_table(v: dict[str, Any]) -> Table:
     rows.append(("run time: scheme / real", f"{_hms(v['scheme_seconds'])} / {v['real_seconds']} s"))
     for name, value in rows:
         t.add_row(name, str(value))
-    for c in v["checks"]:
-        mark = "[green]pass[/green]" if c["ok"] else "[red]FAIL[/red]"
-        t.add_row(f"expect {c['check']} {c['want']}", f"{mark} ({c['got']})")
+    t.add_section()
+    t.add_row("[bold]the product[/bold]", "")
+    for c in v["product_checks"]:
+        t.add_row(f"  {c['check']} {c['want']}", f"{_mark(c['status'])} ({c['got']})")
+    for c in v["timing_checks"]:
+        t.add_row(f"  {c['check']} {c['want']}", f"{_mark(c['status'])} ({c['got']})")
+    t.add_section()
+    for name, value in health_rows(v):
+        t.add_row(name, str(value))
     return t
+
+
+def _mark(status: str) -> str:
+    return {
+        "pass": "[green]pass[/green]",
+        "fail": "[red]FAIL[/red]",
+        "not judged": "[yellow]not judged[/yellow]",
+    }[status]
+
+
+def health_rows(v: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The run's health: the simulator's slip, the gateway's lag, receipts and resends."""
+    r = v["run"]
+    api = r.get("gateway_api", {})
+    rec = r.get("receipts", {})
+    pub = r.get("publish", {})
+    return [
+        ("[bold]the run[/bold]", "kept time" if r.get("kept_time") else "did not keep time"),
+        ("  simulator", r["summary"]),
+        (
+            "  gateway API: not ready / unreachable / slowest answer",
+            f"{api.get('not_ready', 0)} / {api.get('unreachable', 0)} /"
+            f" {api.get('api_answer_max_real_s', 0)} s",
+        ),
+        (
+            "  gateway ingest to PUBACK p99 (real s, at most)",
+            api.get("ingest_ack_p99_real_s_at_most"),
+        ),
+        ("  gateway longest stall (scheme s)", r.get("gateway_longest_stall_scheme_s")),
+        (
+            "  receipts / resends / still unreceipted",
+            f"{sum(rec.get('receipts', {}).values())} / {rec.get('resends', 0)} /"
+            f" {rec.get('unreceipted_at_end', 0)}",
+        ),
+        (
+            "  publishes: acked / timed out (retried) / given up",
+            f"{pub.get('published', 0)} / {pub.get('timed_out_and_retried', 0)} /"
+            f" {pub.get('given_up', 0)}",
+        ),
+    ]
+
+
+def print_verdict(v: dict[str, Any]) -> None:
+    """The verdict table (or, for a run that never got going, why), then the outcome."""
+    if "alarms_raised" in v:
+        console.print(verdict_table(v))
+    elif v.get("gateway_log_tail"):
+        console.print("[dim]gateway log (last lines):[/dim]")
+        console.print(v["gateway_log_tail"], markup=False, highlight=False)
+    colour = {0: "green", 1: "red", 2: "yellow"}[v["exit_code"]]
+    console.print(f"[bold {colour}]{v['outcome']}[/bold {colour}] (exit {v['exit_code']})")
+    for p in v["run"]["problems"]:
+        console.print(f"  run not valid: {p}", markup=False, highlight=False)
+    if v.get("machine_message"):
+        console.print(v["machine_message"], markup=False, highlight=False)
 
 
 @app.command("run")
@@ -100,9 +161,12 @@ def run(
     dsn: Annotated[
         str | None, typer.Option(help="Database for the verdict. Default: TELECARE_DB__DSN.")
     ] = None,
+    rerun_slower: Annotated[
+        bool, typer.Option(help="If the machine starved the run, run once more at half speed.")
+    ] = False,
 ) -> None:
-    """Run a scenario (spawning its own gateway unless --gateway), print the verdict, exit 1 if
-    the scenario's expectations fail."""
+    """Run a scenario (spawning its own gateway unless --gateway) and print the verdict.
+    Exit 0 pass, 1 product failure, 2 run not valid (the machine, not the product)."""
     try:
         scn = load_scenario(scenario)
     except FileNotFoundError as exc:
@@ -133,13 +197,78 @@ def run(
             text = " ".join(f"{k} {n}" for k, n in counts.items())
             bar.update(task, completed=done, clock=f"+{_hms(done)}", counts=text)
 
-        verdict = run_scenario(scn, opts, progress)
-    console.print(verdict_table(verdict))
+        verdict = (run_with_rerun if rerun_slower else run_scenario)(scn, opts, progress)
+    print_verdict(verdict)
     if json_path is not None:
         json_path.write_text(json.dumps(verdict, indent=2, default=str) + "\n")
         console.print(f"wrote {json_path}")
-    if not verdict["passed"]:
-        raise typer.Exit(1)
+    raise typer.Exit(verdict["exit_code"])
+
+
+def _env_opts(**kw: Any) -> RunOptions:
+    return RunOptions(
+        dsn=os.environ.get("TELECARE_DB__DSN"),
+        mqtt_host=os.environ.get("TELECARE_MQTT__HOST", "127.0.0.1"),
+        mqtt_port=int(os.environ.get("TELECARE_MQTT__PORT", "18830")),
+        **kw,
+    )
+
+
+def carer_answers(v: dict[str, Any]) -> dict[str, Any]:
+    """What the simulated carers did, in total: accepts per carer and outcomes sent."""
+    h = v.get("handsets", {})
+    return {
+        "accepts_per_carer": v.get("accepts_per_carer"),
+        "outcomes": {k: n for k, n in sorted(h.items()) if k.startswith("outcome:")},
+    }
+
+
+@app.command("repeat")
+def repeat(
+    scenario: Annotated[str, typer.Option("--scenario")],
+    speeds: Annotated[str, typer.Option(help="Comma-separated speeds.")] = "200,400",
+    runs: Annotated[int, typer.Option(min=1, max=10, help="Runs at each speed.")] = 3,
+    seed: Annotated[int | None, typer.Option()] = None,
+    json_path: Annotated[Path | None, typer.Option("--json")] = None,
+) -> None:
+    """Run a scenario ``runs`` times at each speed and compare the product's checks, which the
+    same seed must give identically at any speed. Exit 0 identical, 1 they differ, 2 a run
+    was not valid (the machine)."""
+    scn = load_scenario(scenario)
+    results: list[dict[str, Any]] = []
+    for speed in (float(x) for x in speeds.split(",")):
+        for i in range(runs):
+            v = run_scenario(scn, _env_opts(speed=speed, seed=seed))
+            sig = product_signature(v)
+            results.append(
+                {
+                    "speed": speed,
+                    "run": i + 1,
+                    "exit_code": v["exit_code"],
+                    "outcome": v["outcome"],
+                    "real_seconds": v.get("real_seconds"),
+                    "product": sig,
+                    "carers": carer_answers(v),
+                    "timing": {c["check"]: c["status"] for c in v["timing_checks"]},
+                    "run_health": v["run"].get("summary"),
+                }
+            )
+            console.print(
+                f"x{speed:g} run {i + 1}: {v['outcome']} (exit {v['exit_code']}),"
+                f" {json.dumps(sig, sort_keys=True)}",
+                markup=False,
+                highlight=False,
+            )
+    same_product = all(r["product"] == results[0]["product"] for r in results)
+    same_carers = all(r["carers"] == results[0]["carers"] for r in results)
+    console.print(f"product checks identical across {len(results)} runs: {same_product}")
+    console.print(f"carers' answers (accepts per carer, outcomes) identical: {same_carers}")
+    if json_path is not None:
+        body = {"same_product": same_product, "same_carers": same_carers, "runs": results}
+        json_path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    if any(r["exit_code"] == 2 for r in results):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if same_product else 1)
 
 
 @app.command("list")

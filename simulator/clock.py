@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+
+from simulator.timekeeping import SlipMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,8 @@ class SimClock:
     speed: float
     anchor_real: float
     anchor_scheme: datetime
+    # Measures how late every wait ran (the run's own clock slip); shared by copies.
+    meter: SlipMeter | None = field(default=None, compare=False)
 
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> SimClock:
@@ -41,11 +45,26 @@ class SimClock:
     def now(self) -> datetime:
         return self.anchor_scheme + timedelta(seconds=(time.time() - self.anchor_real) * self.speed)
 
+    def with_meter(self, meter: SlipMeter) -> SimClock:
+        return replace(self, meter=meter)
+
     def real_seconds(self, scheme_seconds: float) -> float:
         return max(0.0, scheme_seconds / self.speed)
 
-    async def sleep(self, scheme_seconds: float) -> None:
-        await asyncio.sleep(self.real_seconds(scheme_seconds))
+    def real_of(self, when: datetime) -> float:
+        """The real (epoch) time at which scheme time reaches ``when``."""
+        return self.anchor_real + (when - self.anchor_scheme).total_seconds() / self.speed
 
-    async def sleep_until(self, when: datetime) -> None:
-        await self.sleep((when - self.now()).total_seconds())
+    async def sleep(self, scheme_seconds: float, source: str = "wait") -> float:
+        """Sleep; returns how late (real seconds) it woke, and records it on the meter."""
+        real = self.real_seconds(scheme_seconds)
+        due = time.time() + real
+        await asyncio.sleep(real)
+        return self.meter.note(due, source) if self.meter is not None else 0.0
+
+    async def sleep_until(self, when: datetime, source: str = "wait") -> float:
+        due = self.real_of(when)
+        await asyncio.sleep(max(0.0, due - time.time()))
+        if self.meter is None:
+            return max(0.0, time.time() - due)
+        return self.meter.note(due, source)

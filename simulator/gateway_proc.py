@@ -3,6 +3,7 @@ gateway id and scheme clock, started as an operator would (``python -m gateway.c
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -103,12 +104,26 @@ class GatewayChild:
                 "TELECARE_CLOCK__START": self.start_utc.isoformat(),
                 "TELECARE_CLOCK__ANCHOR": repr(self.anchor_real),
                 "TELECARE_ENGINE__TICK_S": repr(self.tick_s),
+                "TELECARE_JOURNAL__DEDUPE_RETENTION_H": str(self.dedupe_retention_h()),
                 "TELECARE_AUTH__STORE": str(self.workdir / "auth.sqlite3"),
                 "TELECARE_AUTH__DEV_CREDENTIALS_FILE": str(self.credentials_file),
             }
         )
         env.update(self.extra_env)
         return env
+
+    def dedupe_retention_h(self) -> int:
+        """72 h of *scheme* time, however far the scenario's night lies in the past.
+
+        The shipper prunes shipped journal rows by the wall clock (``datetime.now``) while
+        their ``received_at`` is scheme time: a night dated a week ago would be pruned at
+        once, and a device's resend after that (the receipt contract's backoff) would open
+        its alarm a second time. The simulator's verdict caught exactly that (duplicate pages,
+        steps after ``resolved``). Until the gateway prunes by its own clock, a spawned
+        gateway's window covers the distance from the scenario's start to now.
+        """
+        behind_h = (datetime.now(UTC) - self.start_utc).total_seconds() / 3600
+        return 72 + max(0, math.ceil(behind_h)) + 24
 
     def start(self, ready_timeout: float = 60.0) -> None:
         self.proc = start_gateway(self.env(), self.log_path, self.url, ready_timeout)

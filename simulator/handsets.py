@@ -6,6 +6,11 @@ scenario it accepts (or declines), travels, marks arrived, spends time on site a
 with an outcome. A busy carer declines individual offers and leaves broadcasts (``role: all``)
 to someone free. Carers of a double-handed run (rota ``run:``) travel together.
 
+Every decision a carer makes (answer or not, how fast, decline, travel time, time on site,
+outcome) is drawn from its own generator keyed by (seed, carer, alarm, which offer of it), never
+from a shared generator whose call order depends on what arrived first. The same seed gives the
+same answers at any speed, however the machine schedules the run.
+
 Duplicate pages are counted here, as the handset sees them (see docs/scenarios.md):
 the same ``offer_id`` delivered twice, or an offer for an alarm while this handset still
 holds a live offer for it or has accepted it.
@@ -18,6 +23,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devices.scheme import Scheme
@@ -28,6 +34,7 @@ from simulator.clock import SimClock
 from simulator.movement import Place, base_place, flat_place, noisy, travel_seconds
 from simulator.scenario import Carers
 from simulator.schedule import draw, weighted
+from simulator.tasks import Owner
 
 _SILENT = re.compile(r"handset of carer (\S+) silent")
 
@@ -45,23 +52,22 @@ class World:
     partners: dict[str, tuple[str, ...]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
+    owner: Owner = field(default_factory=Owner)
+    # Every stretch a carer was busy (alarm, escort or visit), in scheme epoch seconds: a stall
+    # inside one delays every alarm that had to wait for that carer (see simulator.verdict).
+    jobs: list[tuple[float, float]] = field(default_factory=list)
 
     def spawn(self, coro: Any) -> None:
-        t = asyncio.create_task(coro)
-        self.tasks.add(t)
-        t.add_done_callback(self._done)
+        self.owner.spawn(coro)
 
-    def _done(self, t: asyncio.Task[Any]) -> None:
-        self.tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            self.counts["handset_errors"] += 1
-            self.errors.append(repr(t.exception()))
+    def decision(self, carer: str, *key: object) -> random.Random:
+        """The generator for one decision: a function of the seed and its identity only."""
+        return random.Random("/".join(str(k) for k in (self.seed, carer, *key)))
 
     async def on_message(self, topic: str, body: dict[str, Any]) -> None:
         parts = topic.split("/")
         if len(parts) == 5 and parts[2] == "carers" and parts[4] == "dispatch":
+            self._note_delivery(body)
             h = self.handsets.get(parts[3])
             if h is not None:
                 h.on_dispatch(body)
@@ -73,16 +79,31 @@ class World:
                 if m and m.group(1) in self.handsets:
                     self.handsets[m.group(1)].withdraw_all("silent")
 
+    def _note_delivery(self, body: dict[str, Any]) -> None:
+        """How late an offer reached the handset after the gateway sent it (broker and
+        simulator both behind): part of the run's clock slip."""
+        sent = body.get("sent_at")
+        if body.get("type") != "offer" or not isinstance(sent, str) or self.clock.meter is None:
+            return
+        try:
+            due = self.clock.real_of(datetime.fromisoformat(sent))
+        except ValueError:
+            return
+        self.clock.meter.note(due, "offers")
+
 
 class Handset:
     def __init__(self, world: World, carer_id: str, zone: str | None) -> None:
         self.w = world
         self.id = carer_id
-        self.rng = random.Random(f"{world.seed}/{carer_id}")
+        self.rng = random.Random(f"{world.seed}/{carer_id}/heartbeats")  # timing only
+        self.offers_of: Counter[str] = Counter()  # alarm id -> offers of it seen
+        self.nth: dict[str, int] = {}  # offer id -> which offer of its alarm it was, here
         self.place: Place = base_place(world.scheme, zone)
         self.logged_in = False
         self.silent_until = 0.0  # real monotonic-free: a scheme timestamp (epoch seconds)
-        self.busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
+        self._busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
+        self._job_start: float | None = None
         self.live: dict[str, dict[str, Any]] = {}  # alarm_id -> the live offer
         self.seen_offers: set[str] = set()
         self.accepted: set[str] = set()
@@ -90,6 +111,24 @@ class Handset:
         self.results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.never_answers = carer_id in world.cfg.never_answer
         self._beat: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> str | None:
+        return self._busy
+
+    @busy.setter
+    def busy(self, value: str | None) -> None:
+        """Record each busy stretch as it ends (a change of job ends one and starts another)."""
+        if value != self._busy:
+            self.end_job()
+            if value is not None:
+                self._job_start = self._now_s()
+        self._busy = value
+
+    def end_job(self) -> None:
+        if self._job_start is not None:
+            self.w.jobs.append((self._job_start, self._now_s()))
+            self._job_start = None
 
     # ---- presence -----------------------------------------------------------------------
 
@@ -99,36 +138,37 @@ class Handset:
     def silent(self) -> bool:
         return self._now_s() < self.silent_until
 
-    async def _presence(self, what: PresenceKind) -> None:
+    async def _presence(self, what: PresenceKind, attempts: int = 1) -> None:
         body = wire.presence(what, self.w.clock.now(), **self.place.presence())
-        await self.w.link.publish(self.w.layout.carer(self.w.scheme.id, self.id, "presence"), body)
+        topic = self.w.layout.carer(self.w.scheme.id, self.id, "presence")
+        await self.w.link.publish(topic, body, attempts)
 
     async def login(self) -> None:
         self.logged_in = True
-        await self._presence(PresenceKind.LOGIN)
-        self._beat = asyncio.create_task(self._heartbeats(), name=f"beat-{self.id}")
+        await self._presence(PresenceKind.LOGIN, attempts=3)
+        self._beat = self.w.owner.spawn(self._heartbeats(), name=f"beat-{self.id}")
 
     async def logout(self, finish_first: bool = False) -> None:
         """End of shift; with ``finish_first`` after the alarm or visit in hand is done."""
         while finish_first and self.busy is not None:
-            await self.w.clock.sleep(30)
+            await self.w.clock.sleep(30, "handsets")
         if self._beat is not None:
             self._beat.cancel()
         if self.logged_in:
             self.logged_in = False
-            await self._presence(PresenceKind.LOGOUT)
+            await self._presence(PresenceKind.LOGOUT, attempts=3)
 
     async def _heartbeats(self) -> None:
         period = self.w.cfg.heartbeat_s
-        await self.w.clock.sleep(self.rng.uniform(0, period))
+        await self.w.clock.sleep(self.rng.uniform(0, period), "handsets")
         while True:
             if self.logged_in and not self.silent():
                 try:
                     await self._presence(PresenceKind.HEARTBEAT)
                     self.w.counts["handset_heartbeats"] += 1
-                except Exception:
+                except wire.PublishFailed:
                     self.w.counts["heartbeat_failures"] += 1
-            await self.w.clock.sleep(period * self.rng.uniform(0.9, 1.1))
+            await self.w.clock.sleep(period * self.rng.uniform(0.9, 1.1), "handsets")
 
     def go_silent(self, for_s: float) -> None:
         self.silent_until = self._now_s() + for_s
@@ -136,7 +176,7 @@ class Handset:
 
     async def _online(self) -> None:
         while self.silent():
-            await self.w.clock.sleep(min(30.0, self.silent_until - self._now_s() + 0.1))
+            await self.w.clock.sleep(min(30.0, self.silent_until - self._now_s() + 0.1), "handsets")
 
     # ---- dispatch -------------------------------------------------------------------------
 
@@ -191,11 +231,14 @@ class Handset:
         elif aid in self.accepted:
             self._dup(body, "offered an alarm this carer has already accepted")
         self.live[aid] = body
+        self.offers_of[aid] += 1
+        self.nth[oid] = self.offers_of[aid]
         if not self.logged_in or self.silent():
             self.w.counts["offers_unheard"] += 1
             return
         cfg = self.w.cfg
-        if self.never_answers or self.rng.random() < cfg.no_answer_probability:
+        rng = self.w.decision(self.id, aid, self.offers_of[aid], "ignore")
+        if self.never_answers or rng.random() < cfg.no_answer_probability:
             self.w.counts["offers_ignored"] += 1
             return
         self.w.spawn(self._answer(body))
@@ -203,18 +246,20 @@ class Handset:
     async def _answer(self, body: dict[str, Any]) -> None:
         aid, oid, role = str(body["alarm_id"]), str(body["offer_id"]), body.get("role")
         clock, cfg = self.w.clock, self.w.cfg
+        nth = self.nth.get(oid, 0)
         mine_already = self.busy == f"escort:{aid}"
         if self.busy is not None and not mine_already and not self._interrupts(body):
             if role == "all":
                 self.w.counts["broadcasts_left_busy"] += 1
                 return
-            await clock.sleep(self.rng.uniform(3, 15))
+            await clock.sleep(self.w.decision(self.id, aid, nth, "busy").uniform(3, 15), "handsets")
             if self._live_id(aid) == oid:
                 self.live.pop(aid, None)
                 await self._act(Action.DECLINE, aid, oid)
                 self.w.counts["declined_busy"] += 1
             return
-        await clock.sleep(draw(self.rng, cfg.response_delay_s) if not mine_already else 2.0)
+        delay = draw(self.w.decision(self.id, aid, nth, "delay"), cfg.response_delay_s)
+        await clock.sleep(delay if not mine_already else 2.0, "handsets")
         if self._live_id(aid) != oid:
             return  # cancelled or taken meanwhile
         if self.busy is not None and self.busy != f"escort:{aid}" and not self._interrupts(body):
@@ -223,7 +268,8 @@ class Handset:
                 await self._act(Action.DECLINE, aid, oid)
                 self.w.counts["declined_busy"] += 1
             return
-        if role != "all" and not mine_already and self.rng.random() < cfg.decline_probability:
+        declines = self.w.decision(self.id, aid, nth, "decline").random() < cfg.decline_probability
+        if role != "all" and not mine_already and declines:
             self.live.pop(aid, None)
             await self._act(Action.DECLINE, aid, oid)
             self.w.counts["declined"] += 1
@@ -256,8 +302,9 @@ class Handset:
         for e in escorts:
             e.busy = f"escort:{aid}"
         self.escorts = escorts
+        rng = w.decision(self.id, aid, "respond")
         await clock.sleep(
-            noisy(self.rng, travel_seconds(w.scheme, self.place, dest), w.cfg.travel_noise)
+            noisy(rng, travel_seconds(w.scheme, self.place, dest), w.cfg.travel_noise), "handsets"
         )
         self.place = dest
         for e in escorts:
@@ -268,9 +315,9 @@ class Handset:
             self._free(aid)
             return
         w.counts["arrived"] += 1
-        await clock.sleep(draw(self.rng, w.cfg.on_site_s))
+        await clock.sleep(draw(rng, w.cfg.on_site_s), "handsets")
         if aid not in w.resolved:
-            outcome = weighted(self.rng, dict(w.cfg.outcomes))
+            outcome = weighted(rng, dict(w.cfg.outcomes))
             w.resolved.add(aid)
             result = await self._act(Action.RESOLVED, aid, outcome=outcome)
             if result is not None and result.get("ok"):
@@ -303,9 +350,14 @@ class Handset:
         action_id, payload = wire.action(kind, aid, self.w.clock.now(), oid, outcome)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.results[action_id] = fut
-        await self.w.link.publish(
-            self.w.layout.carer(self.w.scheme.id, self.id, "actions"), payload
-        )
+        try:
+            await self.w.link.publish(
+                self.w.layout.carer(self.w.scheme.id, self.id, "actions"), payload, attempts=3
+            )
+        except wire.PublishFailed:
+            self.results.pop(action_id, None)
+            self.w.counts["actions_not_sent"] += 1
+            return None
         try:
             return await asyncio.wait_for(fut, timeout=max(5.0, self.w.clock.real_seconds(300)))
         except TimeoutError:
@@ -318,14 +370,15 @@ class Handset:
     async def visit(self, flat_id: str, duration_s: float, lead: bool) -> None:
         dest = flat_place(self.w.scheme, flat_id)
         self.busy = "visit"
+        rng = self.w.decision(self.id, "visit", flat_id, duration_s)
         await self.w.clock.sleep(
-            noisy(self.rng, travel_seconds(self.w.scheme, self.place, dest), 0.2)
+            noisy(rng, travel_seconds(self.w.scheme, self.place, dest), 0.2), "handsets"
         )
         self.place = dest
         if lead:
             self.w.counts["visits_done"] += 1
         await self._presence(PresenceKind.HEARTBEAT)  # checked in at the client's home
-        await self.w.clock.sleep(duration_s)
+        await self.w.clock.sleep(duration_s, "handsets")
         if self.busy == "visit":
             self.busy = None
             self.pick_up()

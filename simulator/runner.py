@@ -4,6 +4,12 @@ Order: connect to MQTT and start hub heartbeats; start the gateway (its clock an
 scenario starts a few real seconds later); read the clock back from ``/api/v1/clock``; play the
 schedule in scheme time while the handsets answer; drain until the gateway has no open alarm;
 wait until the shipper has copied everything; compute the verdict from the database.
+
+Every task is owned (``simulator.tasks.Owner``): a failure is counted and reported once, and a
+run always ends with a verdict, including one that could not start (exit code 2: the run is
+not valid). Every wait is measured against when it was due (``simulator.timekeeping``) and the
+gateway's API is watched (``simulator.health``), so the verdict can tell the product's
+failures from the machine's.
 """
 
 from __future__ import annotations
@@ -14,22 +20,26 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
+import psycopg
 
 from devices.decoders import ZIGBEE_NAMESPACE
 from devices.events import EventKind
 from devices.scheme import Scheme, load_scheme
 from devices.topics import TopicLayout
 from responders.models import ShiftRole
-from simulator import wire
-from simulator.api_session import api_headers
+from simulator import api_session, wire
 from simulator.clock import SimClock
 from simulator.gateway_proc import DEFAULT_DSN, GatewayChild
 from simulator.handsets import Handset, World
+from simulator.health import GatewayWatch
+from simulator.outbox import CARELINE, Outbox
 from simulator.scenario import Scenario
 from simulator.schedule import (
     HandsetSilent,
@@ -46,7 +56,11 @@ from simulator.schedule import (
     hubs,
     runs_at_start,
 )
+from simulator.tasks import Owner
+from simulator.timekeeping import SlipMeter
 from simulator.verdict import (
+    DbFacts,
+    RunFacts,
     SentAlarm,
     SimRecord,
     callout_alarm_id,
@@ -54,6 +68,11 @@ from simulator.verdict import (
     event_alarm_id,
     fetch,
 )
+
+# Real seconds the drain waits at least, whatever the speed: a few seconds of starvation at
+# x400 must not end the drain before carers could finish.
+DRAIN_FLOOR_REAL_S = 20.0
+RESEND_POLL_REAL_S = 0.25
 
 Progress = Callable[[float, float, dict[str, int]], None]
 
@@ -70,6 +89,10 @@ class RunOptions:
     mqtt_port: int = 18830
     lead_real_s: float = 4.0  # real seconds between spawning the gateway and the start
     tick_s: float | None = None
+    gateway_env: dict[str, str] = field(default_factory=dict)  # extra settings for a spawned one
+    # Scheme files for a spawned gateway (default: the scenario's). A gateway that lacks some
+    # of the simulated devices must lose their alarms: the loss test relies on it.
+    gateway_schemes: list[Path] | None = None
 
 
 class Sim:
@@ -81,26 +104,74 @@ class Sim:
         clock: SimClock,
         link: wire.Link,
         seed: int,
+        owner: Owner,
     ) -> None:
         self.scn, self.scheme, self.layout, self.clock = scn, scheme, layout, clock
         self.link = link
+        self.owner = owner
         self.start = scn.start.replace(tzinfo=scheme.tz).astimezone(UTC)
-        self.world = World(scheme, layout, clock, link, scn.carers, seed)
+        self.world = World(scheme, layout, clock, link, scn.carers, seed, owner=owner)
         self.rec = SimRecord()
+        self.outbox = Outbox(seed)
         self.payloads: dict[str, tuple[str, bytes]] = {}
         self.seq: dict[str, int] = {}
         self.quiet_until: dict[str, float] = {}
-        self.pending: set[asyncio.Task[Any]] = set()
+        self.beating: set[str] = set()  # hubs whose last heartbeat still awaits its PUBACK
         self.world.partners = {
             c: tuple(o for o in cs if o != c)
             for cs in runs_at_start(scn, scheme).values()
             for c in cs
         }
 
-    def fire(self, topic: str, payload: bytes) -> None:
-        t = asyncio.create_task(self.link.publish(topic, payload))
-        self.pending.add(t)
-        t.add_done_callback(self.pending.discard)
+    def fire(self, topic: str, payload: bytes, key: str | None = None) -> None:
+        """Publish in an owned task; ``key`` is marked delivered once the broker acks it."""
+        self.owner.spawn(self._publish(topic, payload, key))
+
+    async def _publish(
+        self, topic: str, payload: bytes, key: str | None, hub: str | None = None
+    ) -> None:
+        try:
+            await self.link.publish(topic, payload)
+        except wire.PublishFailed:
+            self.rec.counts["publishes_given_up"] += 1  # the outbox resends kept events
+            return
+        finally:
+            if hub is not None:
+                self.beating.discard(hub)
+        if key is not None:
+            self.rec.acked.add(key)
+
+    def keep_and_fire(
+        self, device: str, key: str, topic: str, payload: bytes, heartbeat: bool = False
+    ) -> None:
+        """Send an event the device keeps until the gateway's receipt (docs/protocol.md)."""
+        if heartbeat:
+            if device in self.beating:
+                # The broker has not taken the last one yet: a queue of heartbeats would only
+                # load it more. The hub's next heartbeat says the same.
+                self.rec.counts["heartbeats_skipped_broker_behind"] += 1
+                return
+            self.beating.add(device)
+        self.outbox.keep(device, key, topic, payload, heartbeat)
+        self.owner.spawn(self._publish(topic, payload, key, device if heartbeat else None))
+
+    async def resender(self) -> None:
+        """Resend every kept event whose backoff is due (same payload, same id)."""
+        while True:
+            await asyncio.sleep(RESEND_POLL_REAL_S)
+            for p in self.outbox.due():
+                self.fire(p.topic, p.payload)
+
+    def on_receipt(self, topic: str, body: dict[str, Any]) -> bool:
+        """A receipt for one of our devices or the Careline; False if ``topic`` is not one."""
+        parts = topic.split("/")
+        if len(parts) == 5 and parts[2] == "devices" and parts[4] == "receipts":
+            self.outbox.on_receipt(parts[3], body)
+            return True
+        if len(parts) == 4 and parts[2] == "careline" and parts[3] == "receipts":
+            self.outbox.on_receipt(CARELINE, body)
+            return True
+        return False
 
     def _next_seq(self, device_id: str) -> int:
         self.seq[device_id] = self.seq.get(device_id, 0) + 1
@@ -116,7 +187,7 @@ class Sim:
         heapq.heapify(heap)
         while heap:
             due, device = heapq.heappop(heap)
-            await self.clock.sleep(due - self.clock.now().timestamp())
+            await self.clock.sleep(due - self.clock.now().timestamp(), "hubs")
             if self.clock.now().timestamp() >= self.quiet_until.get(device, 0.0):
                 self.send_event(device, EventKind.HEARTBEAT, _uuid4(), background=True)
             heapq.heappush(heap, (due + period * rng.uniform(0.95, 1.05), device))
@@ -152,7 +223,10 @@ class Sim:
             self.payloads[event_id] = (topic, payload)
             self.rec.event_ids.add(event_id)
         self.rec.counts["events_sent"] += 1
-        self.fire(topic, payload)
+        if zigbee is not None:
+            self.fire(topic, payload, event_id)  # Zigbee2MQTT has no receipts to wait for
+        else:
+            self.keep_and_fire(device_id, event_id, topic, payload, heartbeat=background)
         return event_id
 
     async def perform(self, p: Planned) -> None:
@@ -191,7 +265,7 @@ class Sim:
                 self.clock.now(),
                 self.scn.careline.operator,
             )
-            self.fire(self.layout.callouts(self.scheme.id), body)
+            self.keep_and_fire(CARELINE, a.callout_id, self.layout.callouts(self.scheme.id), body)
             self.rec.alarms.append(
                 SentAlarm(
                     a.callout_id,
@@ -231,11 +305,32 @@ class Sim:
                 return
             if all(h.busy is None for h in team):
                 break
-            await self.clock.sleep(60)
+            await self.clock.sleep(60, "visits")
         if (self.clock.now() - planned).total_seconds() > 1800:
             self.rec.counts["visits_late"] += 1
         for i, h in enumerate(team):
             w.spawn(h.visit(v.flat_id, v.duration_s, lead=i == 0))
+
+    async def flush_marker(self) -> str:
+        """Publish one last heartbeat after everything else and return its event id: once the
+        gateway has recorded it (or dead-lettered it), the broker has handed over everything
+        this client published before it."""
+        dev = (hubs(self.scheme) or [d for d in self.scheme.devices if not d.zigbee_friendly_name])[
+            0
+        ]
+        eid = _uuid4()
+        payload = wire.device_event(
+            dev.device_id,
+            EventKind.HEARTBEAT,
+            eid,
+            self.clock.now(),
+            self._next_seq(dev.device_id),
+            dev.location,
+        )
+        await self.link.publish(
+            self.layout.device_events(self.scheme.id, dev.device_id), payload, attempts=3
+        )
+        return eid
 
     def live_counts(self) -> dict[str, int]:
         c = self.world.counts
@@ -248,13 +343,7 @@ class Sim:
             "dup": len(self.world.duplicates),
         }
 
-    async def play(
-        self,
-        plan: list[Planned],
-        base_url: str,
-        progress: Progress | None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    async def play(self, plan: list[Planned], base_url: str, progress: Progress | None) -> None:
         total = self.scn.duration_s
 
         async def ticker() -> None:
@@ -264,22 +353,37 @@ class Sim:
                     progress(min(max(el, 0), total), total, self.live_counts())
                 await asyncio.sleep(0.25)
 
-        tick = asyncio.create_task(ticker())
+        tick = self.owner.spawn(ticker(), name="progress")
         try:
             for p in plan:
-                await self.clock.sleep_until(self.start + timedelta(seconds=p.at_s))
-                await self.perform(p)
-            await self.clock.sleep_until(self.start + timedelta(seconds=total))
-            await self.drain(base_url, headers)
+                await self.clock.sleep_until(self.start + timedelta(seconds=p.at_s), "schedule")
+                try:
+                    await self.perform(p)
+                except wire.PublishFailed:
+                    self.rec.counts["actions_not_played"] += 1
+            await self.clock.sleep_until(self.start + timedelta(seconds=total), "schedule")
+            await self.drain(base_url)
         finally:
             tick.cancel()
 
-    async def drain(self, base_url: str, headers: dict[str, str] | None = None) -> None:
-        """Until the gateway holds no open alarm and every handset is idle (or ``drain_s``)."""
-        end = self.clock.now() + timedelta(seconds=self.scn.drain_s)
-        async with httpx.AsyncClient(timeout=5, headers=headers) as http:
-            while self.clock.now() < end:
-                open_alarms = (await http.get(f"{base_url}/api/v1/alarms")).json()
+    async def drain(self, base_url: str) -> None:
+        """Until the gateway holds no open alarm and every handset is idle. At most
+        ``drain_s`` scheme seconds, extended by the scheme time the simulator lost to stalls
+        meanwhile and never less than ``DRAIN_FLOOR_REAL_S`` real seconds."""
+        meter = self.clock.meter
+        began = self.clock.now()
+        began_real = time.monotonic()
+        async with httpx.AsyncClient(timeout=10, headers=api_session.HEADERS) as http:
+            while True:
+                stalled = meter.stalls.measure(began.timestamp()) if meter else 0.0
+                over = (self.clock.now() - began).total_seconds() > self.scn.drain_s + stalled
+                if over and time.monotonic() - began_real > DRAIN_FLOOR_REAL_S:
+                    break
+                try:
+                    open_alarms = (await http.get(f"{base_url}/api/v1/alarms")).json()
+                except (httpx.HTTPError, ValueError):
+                    self.rec.counts["drain_api_errors"] += 1
+                    open_alarms = [None]
                 busy = [h for h in self.world.handsets.values() if h.busy not in (None, "visit")]
                 if not open_alarms and not busy:
                     return
@@ -296,59 +400,155 @@ def _zigbee_id(name: str, last_seen: str, kind: EventKind) -> uuid.UUID:
     return uuid.uuid5(ZIGBEE_NAMESPACE, f"{name}|{last_seen}|{kind}")
 
 
-async def _wait_shipped(
+async def _progress(
+    dsn: str, gateway_id: str, ids: list[str], callouts: list[str], until: datetime, marker: str
+) -> tuple[Any, ...] | None:
+    """(events, call-outs, dead letters, engine rows, marker seen) for this run, now."""
+    async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=5) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(DISTINCT event_id) FROM device_events"
+            "  WHERE gateway_id = %s AND event_id = ANY(%s::uuid[])),"
+            " (SELECT count(DISTINCT callout_id) FROM careline_callouts"
+            "  WHERE gateway_id = %s AND callout_id = ANY(%s)),"
+            " (SELECT count(*) FROM dead_letters WHERE gateway_id = %s),"
+            " (SELECT count(*) FROM alarm_events WHERE gateway_id = %s AND at <= %s)"
+            " + (SELECT count(*) FROM notifications WHERE gateway_id = %s AND at <= %s),"
+            " (SELECT count(*) FROM device_events WHERE gateway_id = %s"
+            "  AND event_id = %s::uuid)"
+            " + (SELECT count(*) FROM dead_letters WHERE gateway_id = %s"
+            "  AND position(%s::bytea IN payload) > 0)",
+            (gateway_id, ids, gateway_id, callouts, gateway_id)
+            + (gateway_id, until) * 2
+            + (gateway_id, marker, gateway_id, marker.encode()),
+        )
+        return await cur.fetchone()
+
+
+async def _wait_recorded(
     base_url: str,
     dsn: str,
     gateway_id: str,
     until: datetime,
-    limit_s: float = 60,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Until the shipper has copied every journal record and dead letter, and the engine log
-    rows in the database have stopped growing."""
-    import psycopg
-
+    rec: SimRecord,
+    marker: str,
+    limit_s: float = 300.0,
+    quiet_s: float = 15.0,
+) -> str | None:
+    """Until the database holds everything the simulator sent (events, call-outs, dead
+    letters), the shipper has copied the journal as it stood at the end, and the engine's rows
+    have stopped growing. First the ``marker`` event (published last) must be recorded: then
+    the broker has delivered everything before it. If something stays missing while nothing
+    moves for ``quiet_s`` real seconds after that, it is missing: the verdict judges that.
+    Returns why it stopped waiting early, if it did (too far behind after ``limit_s``)."""
+    ids = sorted({a.key for a in rec.alarms if not a.callout} | rec.event_ids)
+    callouts = sorted({a.key for a in rec.alarms if a.callout})
+    bad_sent = sum(rec.bad.values())
     deadline = time.monotonic() + limit_s
-    last = -1
-    stable = 0
     targets: dict[str, int] | None = None
-    async with httpx.AsyncClient(timeout=5, headers=headers) as http:
+    last: tuple[int, ...] | None = None
+    last_change = time.monotonic()
+    stable = 0
+    async with httpx.AsyncClient(timeout=10, headers=api_session.HEADERS) as http:
         while time.monotonic() < deadline:
-            s = (await http.get(f"{base_url}/api/v1/ingest")).json()
+            try:
+                s = (await http.get(f"{base_url}/api/v1/ingest")).json()
+            except (httpx.HTTPError, ValueError):
+                await asyncio.sleep(0.5)
+                continue
             targets = targets or s["journal_head"]  # what had arrived when the run ended
             caught_up = all(s["shipped"].get(k, 0) >= v for k, v in targets.items())
-            async with await psycopg.AsyncConnection.connect(dsn) as conn:
-                cur = await conn.execute(
-                    "SELECT (SELECT count(*) FROM alarm_events WHERE gateway_id = %s AND at <= %s)"
-                    " + (SELECT count(*) FROM notifications WHERE gateway_id = %s AND at <= %s)",
-                    (gateway_id, until, gateway_id, until),
-                )
-                row = await cur.fetchone()
-            n = int(row[0]) if row else 0
-            stable = stable + 1 if (caught_up and n == last) else 0
-            last = n
-            if stable >= 3:
-                return
+            try:
+                row = await _progress(dsn, gateway_id, ids, callouts, until, marker)
+            except psycopg.OperationalError:
+                await asyncio.sleep(1.0)  # the database away for a moment: wait on it
+                continue
+            got = tuple(int(x) for x in row) if row else (0, 0, 0, 0, 0)
+            # Dead letters count up to what was sent: beyond that they may be a stranger's
+            # heartbeats (a device the gateway does not know), which never stop coming.
+            now, flushed = (got[0], got[1], min(got[2], bad_sent), got[3]), got[4] > 0
+            caught_up = caught_up and flushed
+            missing = (len(ids) - now[0]) + (len(callouts) - now[1]) + max(0, bad_sent - now[2])
+            if now != last:
+                last, last_change, stable = now, time.monotonic(), 0
+            else:
+                stable += 1
+            if caught_up and missing == 0 and stable >= 3:
+                return None
+            if caught_up and time.monotonic() - last_change > quiet_s:
+                return None  # what is still missing is not coming
             await asyncio.sleep(0.4)
+    return f"the gateway had not recorded everything {limit_s:.0f} s after the run ended"
+
+
+async def _fetch_retrying(
+    dsn: str, gateway_id: str, rec: SimRecord, until: datetime, attempts: int = 10
+) -> DbFacts:
+    """``verdict.fetch``, waiting out a database that is away for a moment."""
+    for attempt in range(attempts):
+        try:
+            return await asyncio.to_thread(fetch, dsn, gateway_id, rec, until)
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
+class RunInvalid(Exception):
+    """The run could not test the product (set-up failed, the machine did not deliver)."""
+
+
+def not_valid(scn: Scenario, why: str, started: float, log: str = "") -> dict[str, Any]:
+    """The verdict of a run that could not be judged: exit code 2, with the reason."""
+    return {
+        "scenario": scn.name,
+        "seed": scn.seed,
+        "speed": scn.speed,
+        "outcome": "run not valid",
+        "exit_code": 2,
+        "passed": False,
+        "checks": [],
+        "product_checks": [],
+        "timing_checks": [],
+        "run": {"problems": [why], "summary": why},
+        "gateway_log_tail": log[-2000:],
+        "real_seconds": round(time.monotonic() - started, 1),
+    }
 
 
 async def run_async(
     scn: Scenario, opts: RunOptions, progress: Progress | None = None
 ) -> dict[str, Any]:
-    scheme = load_scheme(scn.scheme_path())
+    """Play ``scn`` and judge it. Always returns a verdict (``exit_code`` 0, 1 or 2)."""
     seed = scn.seed if opts.seed is None else opts.seed
     speed = opts.speed or scn.speed
     scn = scn.model_copy(update={"seed": seed, "speed": speed})
+    started = time.monotonic()
+    child: list[GatewayChild] = []
+    try:
+        return await _play_and_judge(scn, opts, progress, started, child)
+    except (RunInvalid, OSError, aiomqtt.MqttError, httpx.HTTPError, psycopg.Error) as exc:
+        why = str(exc) if isinstance(exc, RunInvalid) else f"{type(exc).__name__}: {exc}"
+        return not_valid(scn, why, started, child[0].log() if child else "")
+
+
+async def _play_and_judge(
+    scn: Scenario,
+    opts: RunOptions,
+    progress: Progress | None,
+    started: float,
+    child_out: list[GatewayChild],
+) -> dict[str, Any]:
+    scheme = load_scheme(scn.scheme_path())
+    seed, speed = scn.seed, scn.speed
     plan = build_schedule(scn, scheme, seed)
     start_utc = scn.start.replace(tzinfo=scheme.tz).astimezone(UTC)
     dsn = opts.dsn or DEFAULT_DSN
     child: GatewayChild | None = None
-    headers: dict[str, str] | None = None
-    started = time.monotonic()
     if opts.gateway_url is None:
         anchor = time.time() + opts.lead_real_s
         child = GatewayChild(
-            [scn.scheme_path()],
+            list(opts.gateway_schemes or [scn.scheme_path()]),
             speed,
             start_utc,
             anchor,
@@ -356,67 +556,117 @@ async def run_async(
             opts.mqtt_host,
             opts.mqtt_port,
             opts.tick_s or max(5.0, speed / 20),
+            extra_env=dict(opts.gateway_env),
         )
+        child_out.append(child)
         layout = TopicLayout(child.topic_root, child.zigbee_root)
         clock = SimClock(speed, anchor, start_utc)
         base_url, gateway_id = child.url, child.gateway_id
     else:
         base_url = opts.gateway_url.rstrip("/")
         layout = TopicLayout(opts.topic_root, opts.zigbee_root)
-        headers = await asyncio.to_thread(api_headers, base_url)
-        clock = await asyncio.to_thread(SimClock.fetch, base_url, headers)
-        async with httpx.AsyncClient(timeout=5, headers=headers) as http:
+        await asyncio.to_thread(api_session.sign_in, base_url)
+        clock = await asyncio.to_thread(SimClock.fetch, base_url, api_session.HEADERS)
+        async with httpx.AsyncClient(timeout=5, headers=api_session.HEADERS) as http:
             gateway_id = (await http.get(f"{base_url}/api/v1/ingest")).json()["gateway_id"]
-    filters = [layout.carer(scheme.id, "+", "dispatch"), layout.control_alerts(scheme.id)]
+        speed = clock.speed
+    meter = SlipMeter(clock.speed, clock.anchor_real, clock.anchor_scheme.timestamp())
+    clock = clock.with_meter(meter)
+    filters = [
+        layout.carer(scheme.id, "+", "dispatch"),
+        layout.control_alerts(scheme.id),
+        layout.device_receipts(scheme.id, "+"),
+        layout.careline_receipts(scheme.id),
+    ]
     sim_holder: list[Sim] = []
 
     async def handler(topic: str, body: dict[str, Any]) -> None:
-        if sim_holder:
+        if sim_holder and not sim_holder[0].on_receipt(topic, body):
             await sim_holder[0].world.on_message(topic, body)
 
+    # Three owners: background loops (until the verdict), the carers' world (until the
+    # drain ends), and publishes (awaited before judging).
+    background, world, sends = Owner(), Owner(), Owner()
+    watch = GatewayWatch(base_url)
+    drain_timed_out = False
     try:
-        async with wire.Link(opts.mqtt_host, opts.mqtt_port, filters, handler) as link:
-            sim = Sim(scn, scheme, layout, clock, link, seed)
+        async with wire.Link(
+            opts.mqtt_host, opts.mqtt_port, filters, handler, on_error=background.record
+        ) as link:
+            sim = Sim(scn, scheme, layout, clock, link, seed, sends)
+            sim.world.owner = world
             sim_holder.append(sim)
-            beats = asyncio.create_task(sim.hub_heartbeats())
+            background.spawn(meter.probe(), name="slip-probe")
+            background.spawn(sim.hub_heartbeats(), name="hub-heartbeats")
+            background.spawn(sim.resender(), name="resender")
             if child is not None:
-                await asyncio.to_thread(child.start)
-                headers = await asyncio.to_thread(api_headers, base_url, child.credentials_file)
-                shared = await asyncio.to_thread(SimClock.fetch, base_url, headers)
+                try:
+                    await asyncio.to_thread(child.start)
+                except RuntimeError as exc:
+                    raise RunInvalid(f"the gateway did not start: {exc}") from None
+                await asyncio.to_thread(api_session.sign_in, base_url, child.credentials_file)
+                shared = await asyncio.to_thread(SimClock.fetch, base_url, api_session.HEADERS)
                 drift = abs((shared.now() - clock.now()).total_seconds())
                 if drift > speed * 0.05:
-                    raise RuntimeError(f"gateway clock differs from the run's by {drift:.1f} s")
-                clock = shared
-            try:
-                await sim.play(plan, base_url, progress, headers)
-                sim_end = clock.now()
-                for h in sim.world.handsets.values():
+                    raise RunInvalid(f"gateway clock differs from the run's by {drift:.1f} s")
+            background.spawn(watch.run(), name="gateway-watch")
+            await sim.play(plan, base_url, progress)
+            sim_end = clock.now()
+            drain_timed_out = bool(sim.rec.counts.get("drain_timed_out"))
+            for h in sim.world.handsets.values():
+                h.end_job()
+                try:
                     await h.logout()
-                for t in list(sim.world.tasks):
-                    t.cancel()
-                await asyncio.gather(*sim.pending, return_exceptions=True)
-                # Hubs keep calling in until the verdict is taken, so the gateway stays quiet.
-                await _wait_shipped(base_url, dsn, gateway_id, sim_end, headers=headers)
-                sim.rec.duplicates = sim.world.duplicates
-                sim.rec.errors = sim.world.errors
-                sim.rec.counts.update(sim.world.counts)
-                sim.rec.counts["mqtt_published"] = link.published
-                db = await asyncio.to_thread(fetch, dsn, gateway_id, sim.rec, sim_end)
-            finally:
-                beats.cancel()
-        sleep_in = frozenset(
-            s.carer
-            for s in scheme.shifts_at(start_utc + timedelta(seconds=1))
-            if s.role is ShiftRole.SLEEP_IN
-        )
-        verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in)
-    except BaseException:
-        if child is not None:
-            print(child.log())
-        raise
+                except wire.PublishFailed:
+                    sim.rec.counts["logouts_not_sent"] += 1
+            await world.close()
+            # Publishes still in flight finish (or give up) before the database is read.
+            if sends.tasks:
+                await asyncio.wait(list(sends.tasks), timeout=2 * wire.PUBLISH_TIMEOUT_S)
+            try:
+                marker = await sim.flush_marker()
+            except wire.PublishFailed as exc:
+                raise RunInvalid(f"the broker did not take the run's last message: {exc}") from None
+            # Hubs keep calling in until the verdict is taken, so the gateway stays quiet.
+            behind = await _wait_recorded(base_url, dsn, gateway_id, sim_end, sim.rec, marker)
+            sim.rec.duplicates = sim.world.duplicates
+            sim.rec.counts.update(sim.world.counts)
+            sim.rec.counts["mqtt_published"] = link.published
+            db = await _fetch_retrying(dsn, gateway_id, sim.rec, sim_end)
+            publish = {
+                "published": link.published,
+                "timed_out_and_retried": link.timeouts,
+                "given_up": link.failed,
+                "handler_errors": link.handler_errors,
+            }
+            await background.close()
+            await sends.close()
     finally:
+        await background.close()
+        await world.close()
+        await sends.close()
         if child is not None:
-            child.stop()
+            await asyncio.to_thread(child.stop)
+    failures = [*background.summary(), *world.summary(), *sends.summary()]
+    sim.rec.errors = failures
+    sleep_in = frozenset(
+        s.carer
+        for s in scheme.shifts_at(start_utc + timedelta(seconds=1))
+        if s.role is ShiftRole.SLEEP_IN
+    )
+    facts = RunFacts(
+        speed=speed,
+        slip=meter.summary(),
+        stalls=meter.stalls,
+        api=watch.summary(),
+        receipts=sim.outbox.summary(),
+        publish=publish,
+        task_failures=failures,
+        drain_timed_out=drain_timed_out,
+        behind=behind,
+        jobs=sim.world.jobs,
+    )
+    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end)
     verdict.update(
         {
             "scenario": scn.name,
@@ -434,3 +684,40 @@ async def run_async(
 
 def run(scn: Scenario, opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
     return asyncio.run(run_async(scn, opts, progress))
+
+
+def run_with_rerun(
+    scn: Scenario, opts: RunOptions, progress: Progress | None = None, slower: float = 0.5
+) -> dict[str, Any]:
+    """Run; if the run was not valid because the machine starved it (timing not judged,
+    messages not delivered, the gateway left behind), run once more at ``slower`` times the
+    speed. Any other invalid run (the gateway did not start) is returned as it is. The second
+    verdict stands, with the first one's reasons attached; if it is still starved,
+    ``machine_message`` says so in words about the machine."""
+    first = run(scn, opts, progress)
+    if first["exit_code"] != 2 or not first["run"].get("starved"):
+        return first
+    speed = float(first.get("speed") or opts.speed or scn.speed) * slower
+    second = run(scn, replace(opts, speed=speed), progress)
+    second["first_attempt"] = {
+        "speed": first.get("speed"),
+        "problems": first["run"]["problems"],
+        "real_seconds": first.get("real_seconds"),
+    }
+    if second["exit_code"] == 2 and second["run"].get("starved"):
+        second["machine_message"] = (
+            f"The machine could not keep time for {scn.name}: at x{first.get('speed')} and again"
+            f" at x{speed:g} the run was not valid ({'; '.join(second['run']['problems'])})."
+            " This says nothing about the product: free the CPU or run at a lower --speed."
+        )
+    return second
+
+
+def product_signature(v: dict[str, Any]) -> dict[str, Any]:
+    """What must be identical between runs of one scenario and seed at any speed: the
+    product's invariant checks and what was raised and recorded."""
+    return {
+        "alarms_raised": v.get("alarms_raised"),
+        "alarms_known": v.get("alarms_known"),
+        "checks": {c["check"]: [c["status"], c["got"]] for c in v.get("product_checks", [])},
+    }

@@ -121,11 +121,37 @@ def bad_message(
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
+# How long to wait for one PUBACK before a publish counts as timed out. A timed-out message is
+# still queued in the client and will go out: re-publishing it at once would only add load to a
+# broker that is already behind, so only callers without another way to recover (handset
+# actions) try again; device events are resent by the outbox on its own backoff.
+PUBLISH_TIMEOUT_S = 30.0
+# Publishes awaiting their PUBACK at once. More would queue inside paho, whose bookkeeping is
+# linear in the queue on every PUBACK: a backlog there turns a slow broker into a starved
+# simulator. Beyond this they wait in asyncio, which costs nothing.
+MAX_IN_FLIGHT = 200
+
+
+class PublishFailed(Exception):
+    """A publish was not acknowledged in time after every attempt."""
+
 
 class Link:
-    """One MQTT connection for the whole simulation; ``handler`` gets every received message."""
+    """One MQTT connection for the whole simulation; ``handler`` gets every received message.
 
-    def __init__(self, host: str, port: int, filters: list[str], handler: Handler) -> None:
+    A publish that times out is counted and, if the caller asks, retried with the very same
+    payload (the same event, action or presence id: the gateway deduplicates); a handler error
+    is counted, and the reader goes on.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        filters: list[str],
+        handler: Handler,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
         logger = logging.getLogger("telecare.simulator.mqtt")
         logger.setLevel(logging.ERROR)  # aiomqtt warns on every publish while many are in flight
         self.client = aiomqtt.Client(
@@ -134,14 +160,18 @@ class Link:
             port=port,
             identifier=f"telecare-sim-{uuid.uuid4().hex[:10]}",
             protocol=aiomqtt.ProtocolVersion.V5,
-            max_inflight_messages=1000,
+            max_inflight_messages=MAX_IN_FLIGHT,
             max_queued_outgoing_messages=0,
+            max_concurrent_outgoing_calls=MAX_IN_FLIGHT,
             timeout=30,
         )
         self.filters = filters
         self.handler = handler
+        self.on_error = on_error
         self.published = 0
-        self.failed = 0
+        self.timeouts = 0  # attempts that were not acknowledged in time (then retried)
+        self.failed = 0  # publishes given up after every attempt
+        self.handler_errors = 0
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Link:
@@ -154,7 +184,11 @@ class Link:
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        await self.client.__aexit__(None, None, None)
+            await asyncio.gather(self._reader, return_exceptions=True)
+        try:
+            await self.client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass  # already gone: nothing left to close
 
     async def _read(self) -> None:
         async for msg in self.client.messages:
@@ -163,15 +197,26 @@ class Link:
             except (ValueError, TypeError):
                 continue
             if isinstance(body, dict):
-                res = self.handler(str(msg.topic), body)
-                if res is not None:
-                    await res
+                try:
+                    res = self.handler(str(msg.topic), body)
+                    if res is not None:
+                        await res
+                except Exception as exc:  # one bad message must not stop the reader
+                    self.handler_errors += 1
+                    if self.on_error is not None:
+                        self.on_error(exc)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1 and return once the broker has acknowledged it."""
-        try:
-            await self.client.publish(topic, payload, qos=1)
-            self.published += 1
-        except aiomqtt.MqttError:
-            self.failed += 1
-            raise
+    async def publish(self, topic: str, payload: bytes, attempts: int = 1) -> None:
+        """Publish at QoS 1 and return once the broker has acknowledged it; on a timeout, try
+        the same payload again up to ``attempts`` in all, then ``PublishFailed``."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.client.publish(topic, payload, qos=1, timeout=PUBLISH_TIMEOUT_S)
+                self.published += 1
+                return
+            except aiomqtt.MqttError as exc:
+                self.timeouts += 1
+                if attempt == attempts:
+                    self.failed += 1
+                    raise PublishFailed(f"{topic}: {exc} after {attempts} attempts") from None
+                await asyncio.sleep(min(2.0**attempt, 10.0))
