@@ -227,7 +227,6 @@ def test_tls_settings_are_checked_and_used(tmp_path: Path) -> None:
             environment="production",
             mqtt=MqttSettings(username="telecare-gateway"),
             db={"dsn": "postgresql://gw:a-real-secret@db.example.org/care"},
-            http={"control_token": "x" * 32},
         )
     both = MqttSettings(
         username="telecare-gateway",
