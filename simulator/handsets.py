@@ -143,6 +143,10 @@ class Handset:
         topic = self.w.layout.carer(self.w.scheme.id, self.id, "presence")
         await self.w.link.publish(topic, body, attempts)
 
+    async def beat(self) -> None:
+        """One heartbeat now (the runner's barrier at the end of a run)."""
+        await self._presence(PresenceKind.HEARTBEAT, attempts=3)
+
     async def login(self) -> None:
         self.logged_in = True
         await self._presence(PresenceKind.LOGIN, attempts=3)
