@@ -387,16 +387,21 @@ class Sim:
         seen = False
         busy: list[Handset] = []
         late_since: float | None = None  # real time the scheme-time limit passed
+        idle_since: float | None = None  # real time nobody was working, as the engine saw it
+        # Long enough for the gateway to re-offer an escalated alarm twice (it repeats every
+        # 120 scheme s by default): an open alarm nobody holds for that long is not a lull.
+        idle_enough = max(2.0, 240.0 / self.clock.speed)
         async with httpx.AsyncClient(timeout=10) as http:
             while True:
                 real = time.monotonic()
                 # The machine's debt: every stalled scheme second of the run so far.
                 stalled = meter.stalls.measure() if meter else 0.0
                 over = (self.clock.now() - began).total_seconds() > self.scn.drain_s + stalled
-                if over and real - began_real > DRAIN_FLOOR_REAL_S:
+                plain = self.scn.drain_s / self.clock.speed + DRAIN_FLOOR_REAL_S
+                if (over or real - began_real > plain) and real - began_real > DRAIN_FLOOR_REAL_S:
                     late_since = late_since or real
-                    if seen and not busy:
-                        break  # nobody is still working and the engine is caught up: judge it
+                    if idle_since is not None and real - idle_since > idle_enough:
+                        break  # nobody working, the engine caught up, for a while: judge it
                     if real - late_since > DRAIN_BEHIND_CAP_REAL_S:
                         break
                 if barrier is None or seen:
@@ -409,9 +414,13 @@ class Sim:
                     await asyncio.sleep(0.5)
                     continue
                 seen = barrier is None or _seen(carers, *barrier)
-                busy = [h for h in self.world.handsets.values() if h.busy not in (None, "visit")]
+                busy = [h for h in self.world.handsets.values() if h.working()]
                 if seen and not open_alarms and not busy:
                     return
+                if seen and not busy:
+                    idle_since = idle_since or time.monotonic()
+                else:
+                    idle_since = None
                 await asyncio.sleep(0.25)
         self.rec.counts["drain_timed_out"] += 1
         if not seen or busy:
