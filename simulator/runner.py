@@ -404,8 +404,10 @@ class Sim:
                         break  # nobody working, the engine caught up, for a while: judge it
                     if real - late_since > DRAIN_BEHIND_CAP_REAL_S:
                         break
-                if barrier is None or seen:
-                    barrier, seen = await self._barrier(), False
+                if barrier is None and not seen:
+                    # Once is enough: no alarm is raised after the schedule, so an engine that
+                    # has processed this barrier has seen every alarm there will be.
+                    barrier = await self._barrier()
                 try:
                     open_alarms = (await http.get(f"{base_url}/api/v1/alarms")).json()
                     carers = (await http.get(f"{base_url}/api/v1/carers")).json()
@@ -413,7 +415,8 @@ class Sim:
                     self.rec.counts["drain_api_errors"] += 1
                     await asyncio.sleep(0.5)
                     continue
-                seen = barrier is None or _seen(carers, *barrier)
+                if not seen:
+                    seen = _seen(carers, *barrier) if barrier else not self._can_barrier()
                 busy = [h for h in self.world.handsets.values() if h.working()]
                 if seen and not open_alarms and not busy:
                     return
@@ -426,6 +429,9 @@ class Sim:
         if not seen or busy:
             # The engine or the simulated carers were still at work: the machine's slowness.
             self.rec.counts["drain_engine_behind" if not seen else "drain_carers_behind"] += 1
+
+    def _can_barrier(self) -> bool:
+        return any(h.logged_in and not h.silent() for h in self.world.handsets.values())
 
     async def _barrier(self) -> tuple[str, datetime] | None:
         """Send a heartbeat from a logged-in handset; (carer, when) or None if there is none."""
