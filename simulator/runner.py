@@ -750,7 +750,7 @@ async def _play_and_judge(
         behind=behind,
         jobs=sim.world.jobs,
     )
-    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end)
+    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end, scn.drain_s)
     verdict.update(
         {
             "scenario": scn.name,

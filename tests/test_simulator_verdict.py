@@ -211,3 +211,17 @@ def test_a_gateway_hours_behind_cannot_fail_what_depends_on_when_it_processed() 
     db.steps = [s for s in db.steps if s[0] != gone.alarm_id]
     v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400), until=_at(10_000))
     assert v["lost"] == 1 and v["exit_code"] == 1
+
+
+def test_an_alarm_left_open_is_the_product_s_unless_the_machine_ate_the_drain() -> None:
+    sim, db = _night([30, 40, 50, 60])
+    open_one = sim.alarms[3].alarm_id
+    db.steps = [s for s in db.steps if not (s[0] == open_one and s[1] == "resolved")]
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400), until=_at(10_000))
+    closed = next(c for c in v["product_checks"] if c["check"].startswith("closed"))
+    assert closed["status"] == "fail" and v["exit_code"] == 1
+    stalls = Intervals()
+    stalls.add(_at(3100).timestamp(), _at(9000).timestamp())  # more than the 3600 s drain
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400, stalls=stalls), until=_at(10_000))
+    closed = next(c for c in v["product_checks"] if c["check"].startswith("closed"))
+    assert closed["status"] == "not judged" and v["exit_code"] == 2 and v["run"]["starved"]
