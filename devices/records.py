@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.events import CarelineCallout, DeviceEvent
-from devices.storable import StoredTime
+from devices.storable import StoredText, StoredTime
 from responders.protocol import CarerStatus, HandsetAction, HandsetPresence
 
 CARER_ID = r"^[A-Za-z0-9._-]{1,64}$"
@@ -63,7 +63,7 @@ class _Control(BaseModel):
 
     record_type: Literal[RecordType.CONTROL] = RecordType.CONTROL
     at: StoredTime = Field(description="When the control room asked (scheme time).")
-    by: str = Field(
+    by: StoredText = Field(
         default="control-room", max_length=64, description="Who asked: the API's caller."
     )
 

@@ -1,13 +1,18 @@
 """How the gateway's MQTT clients reach the broker: address, credentials and TLS.
 
 Both clients (ingest and the engine's outbox publisher) build their ``aiomqtt.Client`` from
-``connection_options`` so they can never disagree on where or how they connect.
+``connection_options`` so they can never disagree on where or how they connect; only the
+credential differs, when the publisher has its own.
 """
 
 from __future__ import annotations
 
 import ssl
+import threading
 from typing import Any, TypedDict
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gateway.config import MqttSettings
 
@@ -65,12 +70,64 @@ def tls_context(m: MqttSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-def connection_options(m: MqttSettings) -> ConnectionOptions:
-    """Keyword arguments for ``aiomqtt.Client``: where, who, and how securely."""
+def connection_options(m: MqttSettings, publisher: bool = False) -> ConnectionOptions:
+    """Keyword arguments for ``aiomqtt.Client``: where, who, and how securely. ``publisher``
+    is the engine's outbox connection, on its own credential when one is configured."""
+    username, password = m.username, m.password
+    if publisher and m.publisher_username is not None:
+        username, password = m.publisher_username, m.publisher_password
     return ConnectionOptions(
         hostname=m.host,
         port=m.port,
-        username=m.username,
-        password=m.password.get_secret_value() if m.password else None,
+        username=username,
+        password=password.get_secret_value() if password else None,
         tls_context=tls_context(m),
     )
+
+
+_REFUSED = {134, 135}  # MQTT 5 CONNACK: bad user name or password, not authorised
+
+
+def publisher_refusal(m: MqttSettings, timeout_s: float = 10.0) -> str | None:
+    """Try the outbox's own credential once, before the gateway starts.
+
+    Ingest refuses to start on a credential the broker rejects; the outbox publisher only
+    retries, so without this check a wrong ``TELECARE_MQTT__PUBLISHER_PASSWORD`` would give a
+    gateway that reads ready while no offer ever leaves it. Returns the refusal line, or None
+    when the broker accepts it, or cannot be reached now (the publisher keeps trying then).
+    """
+    if m.publisher_username is None:
+        return None
+    opts = connection_options(m, publisher=True)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{m.client_id}-out-check",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.username_pw_set(opts["username"], opts["password"])
+    if opts["tls_context"] is not None:
+        client.tls_set_context(opts["tls_context"])
+    answered = threading.Event()
+    codes: list[int] = []
+
+    def on_connect(c: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        codes.append(int(rc.value))
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(m.host, m.port, keepalive=30)
+    except OSError:
+        return None
+    client.loop_start()
+    try:
+        answered.wait(timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if codes and codes[0] in _REFUSED:
+        return (
+            "the broker refused TELECARE_MQTT__PUBLISHER_USERNAME / __PUBLISHER_PASSWORD "
+            f"(reason {codes[0]}); the engine could not send offers"
+        )
+    return None

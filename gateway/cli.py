@@ -60,6 +60,7 @@ SchemeOpt = Annotated[
 def gateway_run(scheme: SchemeOpt = None) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
     from gateway import logs
+    from gateway.broker_conn import publisher_refusal
     from gateway.ingest import FatalMqttError
     from gateway.journal import JournalError
     from gateway.service import Gateway
@@ -73,6 +74,9 @@ def gateway_run(scheme: SchemeOpt = None) -> None:
         gw = Gateway(settings)
     except SchemeError as exc:
         _refuse([f"scheme error: {exc}"])
+    refusal = publisher_refusal(settings.mqtt)
+    if refusal is not None:
+        _refuse([refusal])
     try:
         asyncio.run(gw.run())
     except (JournalError, FatalMqttError, StartupError) as exc:

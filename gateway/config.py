@@ -24,6 +24,11 @@ class MqttSettings(BaseModel):
     port: int = 18830
     username: str | None = None
     password: SecretStr | None = None
+    # The engine's outbox publisher connects with its own credential when these are set. The
+    # production broker forces client id = username (mosquitto.prod.conf), so one username
+    # cannot hold the gateway's two connections; unset, both use ``username``.
+    publisher_username: str | None = None
+    publisher_password: SecretStr | None = None
     client_id: str = "telecare-gateway"
     # Topic roots: canonical devices and Careline under ``topic_root``; Zigbee2MQTT under its own.
     topic_root: str = "telecare"
@@ -89,7 +94,8 @@ class IngestSettings(BaseModel):
     queue_max: int = Field(default=2000, ge=1)
     # Receipts waiting to be published (a full queue drops and counts; devices resend).
     receipt_queue_max: int = Field(default=20_000, ge=1)
-    receipt_concurrency: int = Field(default=100, ge=1)
+    # Receipts awaiting their PUBACK at once (they share the ingest connection's window).
+    receipt_concurrency: int = Field(default=20, ge=1)
 
 
 class DeliverySettings(BaseModel):
@@ -168,10 +174,18 @@ class Settings(BaseSettings):
         # Broker credentials and alarms must not cross a network in clear text; a plain
         # connection is only acceptable to a broker on this host.
         m = self.mqtt
-        if self.environment == "production" and not m.tls and not _is_loopback(m.host):
+        if self.environment != "production":
+            return self
+        if not m.tls and not _is_loopback(m.host):
             raise ValueError(
                 f"TELECARE_MQTT__TLS is off but the broker {m.host!r} is not on this host; "
                 "turn TLS on (port 8883, TELECARE_MQTT__CA_FILE) in production"
+            )
+        if m.username is not None and m.publisher_username is None:
+            raise ValueError(
+                "TELECARE_MQTT__PUBLISHER_USERNAME / __PUBLISHER_PASSWORD are not set: the "
+                "production broker takes one connection per username, and the gateway has two "
+                "(`telecare devices provision` writes both credentials)"
             )
         return self
 

@@ -40,6 +40,7 @@ from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.flow import FlowControlledClient, InFlight
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
 from gateway.puback import AckedPublisher
@@ -67,10 +68,11 @@ class FatalMqttError(Exception):
     """The broker refused us for a reason retrying cannot fix (credentials, authorisation)."""
 
 
-def _ack_on(client: paho.Client, mid: int, qos: int) -> Callable[[], None]:
+def _ack_on(client: paho.Client, mid: int, qos: int, window: InFlight) -> Callable[[], None]:
     def ack() -> None:
         if qos > 0 and client.is_connected():
             client.ack(mid, qos)
+            window.done()
 
     return ack
 
@@ -97,6 +99,7 @@ class Ingest:
         cfg = settings.ingest
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(cfg.queue_max)
         self.receipts = ReceiptQueue(metrics, cfg.receipt_queue_max, cfg.receipt_concurrency)
+        self.in_flight = InFlight(metrics, cfg.receive_maximum)
         self.connected = False
         self.on_committed: list[Callable[[list[Incoming]], None]] = []
 
@@ -129,7 +132,7 @@ class Ingest:
             tg.create_task(self._committer(), name="journal-committer")
             tg.create_task(self._mqtt_loop(), name="mqtt-session")
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> FlowControlledClient:
         m = self.settings.mqtt
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = m.session_expiry_s
@@ -137,7 +140,7 @@ class Ingest:
         # Receive Maximum); with PUBACK after the commit, that bounds what a backlog can put
         # in memory at once.
         props.ReceiveMaximum = self.settings.ingest.receive_maximum
-        client = aiomqtt.Client(
+        client = FlowControlledClient(
             **connection_options(m),
             identifier=m.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
@@ -150,6 +153,8 @@ class Ingest:
         )
         # Must be set before connecting: PUBACK goes out only after the journal commit.
         client._client.manual_ack_set(True)
+        # Counts every QoS 1 message as it arrives and pauses reading at the window's edge.
+        self.in_flight.attach(client)
         return client
 
     async def _mqtt_loop(self) -> None:
@@ -166,6 +171,7 @@ class Ingest:
                     only_others = SubscribeOptions(qos=1, noLocal=True)
                     for topic_filter in self.layout.subscriptions():
                         await client.subscribe(topic_filter, options=only_others)
+                    self.in_flight.arm()
                     self.connected = True
                     self.metrics.mqtt_connected.set(1)
                     self.metrics.mqtt_connects.inc()
@@ -199,7 +205,7 @@ class Ingest:
         async for msg in client.messages:
             topic = msg.topic.value
             payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
-            ack = _ack_on(paho_client, msg.mid, msg.qos)
+            ack = _ack_on(paho_client, msg.mid, msg.qos, self.in_flight)
             if self.layout.is_receipt(topic):
                 # Our own receipts come back through ``devices/#``: not an input.
                 ack()

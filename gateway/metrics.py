@@ -81,9 +81,30 @@ class Metrics:
             "telecare_open_alarms", "Alarms open in the engine.", registry=r
         )
         self.engine_offers = Counter("telecare_offers", "Offers sent to carers.", registry=r)
+        self.engine_ingest_lag = Gauge(
+            "telecare_engine_ingest_lag_seconds",
+            "Scheme seconds the ingest horizon lags engine time (supervision judges up to it).",
+            registry=r,
+        )
         self.ingest_queue = Gauge(
             "telecare_ingest_queue_messages",
             "Messages decoded and waiting for the journal commit (bounded).",
+            registry=r,
+        )
+        self.ingest_in_flight = Gauge(
+            "telecare_ingest_in_flight",
+            "Messages received from the broker and not yet acknowledged (bounded by the MQTT"
+            " Receive Maximum the gateway sends).",
+            registry=r,
+        )
+        self.ingest_in_flight_peak = Gauge(
+            "telecare_ingest_in_flight_peak",
+            "The most messages ever unacknowledged at once since the gateway started.",
+            registry=r,
+        )
+        self.ingest_paused = Counter(
+            "telecare_ingest_read_pauses",
+            "Times the gateway stopped reading the broker because its window was full.",
             registry=r,
         )
         self.receipts = Counter(

@@ -4,12 +4,14 @@ Every MQTT client gets its own username and secret, and an ACL that names exactl
 it may use: a device its own events (write) and receipts (read); a carer's handset its own
 actions and presence (write) and dispatch (read); a scheme's Careline operator the call-outs
 (write) and Careline status and receipts (read); the Zigbee2MQTT bridge its own root; the
-gateway exactly what it subscribes to and publishes. There are no shared or default secrets.
+gateway exactly what it subscribes to and publishes, on two credentials (ingest, and the
+engine's outbox), because the production broker takes one connection per username. There
+are no shared or default secrets.
 
 The ACL uses explicit ``user`` blocks rather than ``pattern`` lines with ``%u``: a pattern
-applies to every client and cannot pin a device to its scheme, and Mosquitto refuses ``%u``
-substitution for usernames holding ``/``. Explicit blocks are generated, so their length
-costs nothing, and each one can be read on its own.
+applies to every client (the gateway and the Careline too) and cannot pin a device to its
+scheme or tell a device from a handset. Explicit blocks are generated, so their length costs
+nothing, and each one can be read on its own.
 
 Passwords are stored as Mosquitto 2.0 ``$7$`` hashes (PBKDF2-SHA512), the format
 ``mosquitto_passwd`` writes, so the broker reads the file unchanged.
@@ -73,8 +75,13 @@ class Principal:
     username: str
     kind: Kind
     scheme: str | None
-    subject: str | None  # device id or carer id
+    subject: str | None  # device id, carer id, or which of the gateway's connections
     grants: tuple[Grant, ...]
+
+
+def publisher_username(gateway_user: str) -> str:
+    """The gateway's second credential, for the engine's outbox connection."""
+    return f"{gateway_user}-out"
 
 
 def device_username(scheme: str, device_id: str) -> str:
@@ -100,23 +107,27 @@ def plan(
     if len(set(ids)) != len(ids):
         raise ProvisionError(f"a scheme is listed twice: {sorted(ids)}")
     r, W, RD = layout, Access.WRITE, Access.READ
-    gateway: list[Grant] = []
+    ingest: list[Grant] = []
+    outbox: list[Grant] = []
     out: list[Principal] = []
     zigbee = False
     for s in schemes:
-        # The gateway reads what ingest subscribes to (devices/topics.py: subscriptions()) and
-        # writes what the engine's outbox and the receipts publish. Naming each scheme (no
-        # ``+`` for the scheme level) keeps a gateway off schemes it was not provisioned for.
-        gateway += [
+        # The gateway's ingest connection reads what it subscribes to (devices/topics.py:
+        # subscriptions()) and publishes the receipts; its outbox connection publishes what the
+        # engine sends. Naming each scheme (no ``+`` for the scheme level) keeps a gateway off
+        # schemes it was not provisioned for.
+        ingest += [
             Grant(RD, r.device_events(s.id, "+")),
             Grant(RD, r.callouts(s.id)),
             Grant(RD, r.carer(s.id, "+", "actions")),
             Grant(RD, r.carer(s.id, "+", "presence")),
             Grant(W, r.device_receipts(s.id, "+")),
             Grant(W, r.careline_receipts(s.id)),
-            Grant(W, r.careline_status(s.id, "+")),
+        ]
+        outbox += [
             Grant(W, r.carer(s.id, "+", "dispatch")),
             Grant(W, r.control_alerts(s.id)),
+            Grant(W, r.careline_status(s.id, "+")),
         ]
         out.append(
             Principal(
@@ -164,7 +175,7 @@ def plan(
                 )
             )
     if zigbee:
-        gateway.append(Grant(RD, f"{layout.zigbee_root}/+"))
+        ingest.append(Grant(RD, f"{layout.zigbee_root}/+"))
         # Zigbee2MQTT publishes device state and reads its own ``/set`` and bridge requests.
         out.append(
             Principal(
@@ -175,7 +186,11 @@ def plan(
                 (Grant(Access.READWRITE, f"{layout.zigbee_root}/#"),),
             )
         )
-    principals = [Principal(gateway_user, Kind.GATEWAY, None, None, tuple(gateway)), *out]
+    principals = [
+        Principal(gateway_user, Kind.GATEWAY, None, "ingest", tuple(ingest)),
+        Principal(publisher_username(gateway_user), Kind.GATEWAY, None, "outbox", tuple(outbox)),
+        *out,
+    ]
     _check_usernames(principals)
     return principals
 

@@ -18,6 +18,7 @@ from gateway.provision import (
     now_utc,
     plan,
     provision,
+    publisher_username,
     read_password_file,
     render_acl,
     render_password_file,
@@ -117,7 +118,11 @@ def provision_command(
         f"{len(outcome.created)} new, {len(outcome.kept)} kept, {len(outcome.removed)} removed"
         + (f" ({', '.join(outcome.removed)})" if outcome.removed else "")
     )
-    console.print(f"wrote {password_file} and {acl_file}; gateway username {user!r}")
+    console.print(
+        f"wrote {password_file} and {acl_file}; gateway usernames {user!r} "
+        f"(TELECARE_MQTT__USERNAME) and {publisher_username(user)!r} "
+        "(TELECARE_MQTT__PUBLISHER_USERNAME)"
+    )
     if secrets_file is not None and outcome.created:
         console.print(f"new secrets in {secrets_file} (mode 0600): hand them out, then delete it")
     if show_secrets:

@@ -80,6 +80,20 @@ class Gateway:
             settings, self.registry, self.journal, self.writer, self.metrics, self.clock
         )
         self.ingest.on_committed.append(lambda _items: self.engine.wake.set())
+        # The engine's ingest horizon: the broker holds messages for us once the unacknowledged
+        # window (Receive Maximum, less a commit batch in flight) or the queue is full.
+        held_at = max(
+            1,
+            min(
+                settings.ingest.queue_max,
+                settings.ingest.receive_maximum - settings.journal.max_batch,
+            ),
+        )
+        self.engine.ingest_state = lambda: (
+            self.ingest.connected,
+            self.ingest.queue.qsize(),
+            held_at,
+        )
         self.pool = Pool(settings.db.dsn.get_secret_value())
         live = EngineLiveView(
             self.engine, self.registry, self.clock, settings.engine.handset_timeout_s

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from paho.mqtt.client import topic_matches_sub
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from devices.topics import TopicLayout
@@ -62,7 +62,8 @@ def test_hashes_are_mosquitto_passwd_compatible() -> None:
 def test_each_client_gets_exactly_its_own_topics() -> None:
     principals = plan([HZC], L)
     by_user = {p.username: p for p in principals}
-    gw = by_user["telecare-gateway"]
+    ingest, outbox = by_user["telecare-gateway"], by_user["telecare-gateway-out"]
+    gw = Principal("gateway", Kind.GATEWAY, None, None, ingest.grants + outbox.grants)
     devices = [p for p in principals if p.kind is Kind.DEVICE]
     carers = [p for p in principals if p.kind is Kind.CARER]
     assert len(carers) == len(HZC.carers)
@@ -104,6 +105,11 @@ def test_each_client_gets_exactly_its_own_topics() -> None:
     ):
         assert _can(gw, Access.WRITE, topic), topic
     assert not _can(gw, Access.READ, "telecare/other-scheme/devices/x/events")
+    # Each connection only what it uses: ingest publishes receipts, the outbox the rest.
+    assert not any(g.access is not Access.WRITE for g in outbox.grants)
+    assert _can(ingest, Access.WRITE, own_receipts)
+    assert not _can(ingest, Access.WRITE, L.carer(HZC.id, "cw-01", "dispatch"))
+    assert not _can(outbox, Access.WRITE, own_receipts)
     careline = by_user[f"{HZC.id}/careline"]
     assert _can(careline, Access.WRITE, L.callouts(HZC.id))
     assert _can(careline, Access.READ, L.careline_status(HZC.id, "c-1"))
@@ -216,6 +222,22 @@ def test_tls_settings_are_checked_and_used(tmp_path: Path) -> None:
     ctx = tls_context(MqttSettings(tls=True, server_name="broker.example.org"))
     assert ctx is not None and ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ValidationError, match="PUBLISHER_USERNAME"):
+        Settings(
+            environment="production",
+            mqtt=MqttSettings(username="telecare-gateway"),
+            db={"dsn": "postgresql://gw:a-real-secret@db.example.org/care"},
+            http={"control_token": "x" * 32},
+        )
+    both = MqttSettings(
+        username="telecare-gateway",
+        password=SecretStr("a"),
+        publisher_username="telecare-gateway-out",
+        publisher_password=SecretStr("b"),
+    )
+    assert connection_options(both)["username"] == "telecare-gateway"
+    assert connection_options(both, publisher=True)["username"] == "telecare-gateway-out"
+    assert connection_options(both, publisher=True)["password"] == "b"
     with pytest.raises(ValidationError, match="not on this host"):
         Settings(
             environment="production",

@@ -81,6 +81,9 @@ class EngineConfig:
     travel: travel.TravelParams = field(default_factory=travel.TravelParams)
     handset_timeout_s: int = 120
     supervision_misses: int = 3
+    # The control room is told the gateway is behind once the ingest horizon lags engine time
+    # by more than this (and told it caught up below half of it): one alert, not one a device.
+    lag_alert_s: int = 60
     closed_keep_s: int = 3600
 
 
@@ -95,6 +98,7 @@ class EngineState:
     coverage_alerted: frozenset[str] = frozenset()
     # Sleep-in disturbances: "<scheme>/<carer>/<night start date>" -> alarms attended.
     disturbances: Mapping[str, int] = field(default_factory=dict)
+    lag_alerted: bool = False  # the control room has been told the gateway is behind
 
 
 SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
@@ -119,6 +123,7 @@ class _Tx:
         self.no_contact = state.no_contact
         self.silent = state.silent_handsets
         self.coverage = state.coverage_alerted
+        self.lag_alerted = state.lag_alerted
         self.disturbances: dict[str, int] | None = None
         self.cmds: list[Command] = []
 
@@ -167,6 +172,7 @@ class _Tx:
             silent_handsets=self.silent,
             coverage_alerted=self.coverage,
             disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
+            lag_alerted=self.lag_alerted,
         )
 
     def disturb(self, key: str) -> int:
@@ -230,7 +236,7 @@ class Core:
                 if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
                     self._on_deadline(tx, a)
             case TickIn():
-                self._on_tick(tx)
+                self._on_tick(tx, inp)
         return tx.result(), tx.cmds
 
     @staticmethod
@@ -483,7 +489,10 @@ class Core:
         if device is None:
             return
         key = f"{e.scheme}/{e.device_id}"
-        tx.seen(key, tx.now)
+        # Heard when it reached the gateway, not when a backlog let the engine apply it.
+        prior = (tx.device_seen if tx.device_seen is not None else tx.state.device_seen).get(key)
+        heard = min(e.received_at, tx.now)
+        tx.seen(key, heard if prior is None else max(prior, heard))
         if key in tx.no_contact:
             tx.no_contact = tx.no_contact - {key}
             tx.cmds.append(
@@ -1187,9 +1196,42 @@ class Core:
                 if a.state in (AlarmState.RAISED, AlarmState.OFFERED, AlarmState.ESCALATED):
                     self._cancel(tx, a, "device heard again")
 
-    def _on_tick(self, tx: _Tx) -> None:
+    def _lag(self, tx: _Tx, behind_s: float, why: str | None, held: Mapping[str, int]) -> None:
+        """Tell each scheme's control room once that the gateway is behind, and when it has
+        caught up: devices are not blamed meanwhile, and somebody must know that."""
+        cfg = self.config
+        if not tx.lag_alerted and behind_s > cfg.lag_alert_s:
+            tx.lag_alerted = True
+            for sid in sorted(self.schemes):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        sid,
+                        Priority.P2,
+                        "gateway_behind",
+                        f"gateway {round(behind_s)}s behind ({why or 'ingest lagging'}):"
+                        f" device silence is judged only up to what has arrived;"
+                        f" {held.get(sid, 0)} device(s) silent on the clock are not blamed yet",
+                    )
+                )
+        elif tx.lag_alerted and behind_s <= cfg.lag_alert_s / 2:
+            tx.lag_alerted = False
+            for sid in sorted(self.schemes):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        sid,
+                        Priority.P3,
+                        "gateway_caught_up",
+                        f"gateway caught up ({round(behind_s)}s behind): supervision is live",
+                    )
+                )
+
+    def _on_tick(self, tx: _Tx, tick: TickIn) -> None:
         cfg = self.config
         now = tx.now
+        # Silence counts only up to the ingest horizon: what is still queued inside the
+        # gateway may be exactly the heartbeat that clears the device.
+        judge = now if tick.horizon is None else min(now, tick.horizon)
+        held: dict[str, int] = {}
         # Overdue deadlines fire here too: a missed timer cannot leave an alarm stranded.
         for a in list(tx.alarm_map().values()):
             cur = tx.alarm_map()[a.alarm_id]
@@ -1201,7 +1243,10 @@ class Core:
                 c = tx.carer_map().get(key)
                 if c is None or not c.logged_in:
                     continue
-                if not routing.handset_live(c, now, cfg.handset_timeout_s) and key not in tx.silent:
+                if (
+                    not routing.handset_live(c, judge, cfg.handset_timeout_s)
+                    and key not in tx.silent
+                ):
                     tx.silent = tx.silent | {key}
                     tx.cmds.append(
                         NotifyControlRoom(
@@ -1218,7 +1263,11 @@ class Core:
                 key = f"{scheme.id}/{d.device_id}"
                 last = seen.get(key)
                 limit = timedelta(seconds=d.expected_heartbeat_s * cfg.supervision_misses)
-                if last is None or key in tx.no_contact or now - last <= limit:
+                if last is None or key in tx.no_contact:
+                    continue
+                if judge - last <= limit:
+                    if now - last > limit:
+                        held[scheme.id] = held.get(scheme.id, 0) + 1
                     continue
                 tx.no_contact = tx.no_contact | {key}
                 tx.cmds.append(
@@ -1257,6 +1306,7 @@ class Core:
                     )
                     if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
                         self._open_alarm(tx, a, None)
+        self._lag(tx, (now - judge).total_seconds(), tick.behind, held)
         # A test window ends itself when it runs out, and the control room sees it end.
         modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
         for key in sorted(k for k, until in modes.items() if until <= now):

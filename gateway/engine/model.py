@@ -234,7 +234,14 @@ class TimerIn:
 
 @dataclass(frozen=True, slots=True)
 class TickIn:
-    """Periodic: device supervision, handset silence, coverage checks."""
+    """Periodic: device supervision, handset silence, coverage checks.
+
+    ``horizon`` is how far ingest has got (``gateway.engine.horizon``): silence is counted
+    only up to it, so the gateway's own backlog never reads as a silent device. None: caught
+    up (the horizon is now). ``behind`` says why the horizon lags, for the control room."""
+
+    horizon: datetime | None = None
+    behind: str | None = None
 
 
 Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | PromoteIn | TimerIn | TickIn

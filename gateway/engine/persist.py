@@ -87,6 +87,7 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         "silent_handsets": sorted(state.silent_handsets),
         "coverage_alerted": sorted(state.coverage_alerted),
         "disturbances": dict(state.disturbances),
+        "lag_alerted": state.lag_alerted,
     }
 
 
@@ -100,4 +101,5 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         silent_handsets=frozenset(d.get("silent_handsets", ())),
         coverage_alerted=frozenset(d.get("coverage_alerted", ())),
         disturbances={k: int(v) for k, v in d.get("disturbances", {}).items()},
+        lag_alerted=bool(d.get("lag_alerted", False)),
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -33,7 +35,7 @@ from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.dispatch_hub import DispatchHub
-from gateway.engine import persist
+from gateway.engine import horizon, persist
 from gateway.engine.core import Core, EngineConfig, EngineState
 from gateway.engine.model import (
     ActionIn,
@@ -178,6 +180,14 @@ class EngineService:
         self.wake = asyncio.Event()
         self.ready = False
         self.hub = DispatchHub()
+        # How far ingest has got (gateway.engine.horizon); set from the journal at start.
+        self.horizon: datetime | None = None
+        self.behind: str | None = None
+        # (connected, queue depth, depth at which the broker is holding messages for us);
+        # wired by the service to its ingest. None: no ingest here (always caught up).
+        self.ingest_state: Callable[[], tuple[bool, int, int]] | None = None
+        self._connected_since: float | None = None
+        self._late_s = 0.0
         self.outbox = OutboxPublisher(
             self.store, writer, metrics, self.hub, self.layout, clock, settings.delivery
         )
@@ -208,6 +218,9 @@ class EngineService:
         heard = self.store.last_contact()
         seen = {k: heard.get(k, start) for k, start in fresh.device_seen.items()}
         self.state = replace(restored, alarms=alarms, carers=carers, device_seen=seen)
+        # Until ingest has drained what the broker held while we were away, we can vouch only
+        # for what the journal already has.
+        self.horizon = max(heard.values(), default=now)
         log.info(
             "engine restored: %d alarms (%d open), watermark %d",
             len(alarms),
@@ -229,7 +242,10 @@ class EngineService:
         next_tick = self.clock.now()
         while True:
             self.wake.clear()
+            read_at = self.clock.now()
+            sample = self._sample(read_at)
             records = await asyncio.to_thread(self.journal.read_records, self.watermark, 500)
+            self._advance_horizon(sample, records)
             now = self.clock.now()
             inputs: list[tuple[Input, JournalRecord | None]] = []
             for r in records:
@@ -242,7 +258,7 @@ class EngineService:
                 if a.is_open and a.deadline and a.deadline.due <= now:
                     inputs.append((TimerIn(a.alarm_id, a.deadline.epoch), None))
             if now >= next_tick:
-                inputs.append((TickIn(), None))
+                inputs.append((TickIn(self.horizon, self.behind), None))
                 next_tick = now + timedelta(seconds=tick_every)
             if inputs:
                 new_wm = records[-1].seq if records else self.watermark
@@ -251,11 +267,52 @@ class EngineService:
                 continue
             due = Core.next_due(self.state)
             wait_until = min(due, next_tick) if due else next_tick
-            timeout = self.clock.real_seconds((wait_until - self.clock.now()).total_seconds())
+            timeout = max(
+                0.005, self.clock.real_seconds((wait_until - self.clock.now()).total_seconds())
+            )
+            expected = time.monotonic() + timeout
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=max(0.005, timeout))
+                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+                self._late_s = 0.0
             except TimeoutError:
-                pass
+                # Waking late means the event loop itself was starved: messages may be
+                # waiting unread in the socket, so this pass cannot vouch for the present.
+                late = time.monotonic() - expected
+                # In scheme seconds; timer jitter under 50 ms is not a stall.
+                self._late_s = late * self.clock.speed if late > 0.05 else 0.0
+
+    def _sample(self, read_at: datetime) -> horizon.IngestSample:
+        """The pipeline as this pass begins (the journal part is filled in after reading)."""
+        if self.ingest_state is None:
+            connected, depth, saturated = True, 0, 1
+            self._connected_since = self._connected_since or (time.monotonic() - horizon.SETTLE_S)
+        else:
+            connected, depth, saturated = self.ingest_state()
+            if not connected:
+                self._connected_since = None
+            elif self._connected_since is None:
+                self._connected_since = time.monotonic()
+        since = self._connected_since
+        return horizon.IngestSample(
+            read_at=read_at,
+            at_head=False,
+            applied_to=None,
+            connected_s=None if since is None else time.monotonic() - since,
+            queue_depth=depth,
+            queue_max=saturated,
+            late_s=self._late_s,
+        )
+
+    def _advance_horizon(self, sample: horizon.IngestSample, records: list[JournalRecord]) -> None:
+        s = replace(
+            sample,
+            at_head=len(records) < 500,
+            applied_to=records[-1].received_at if records else None,
+        )
+        self.behind = horizon.behind_reason(s)
+        self.horizon = horizon.advance(self.horizon or s.read_at, s)
+        lag = (s.read_at - self.horizon).total_seconds()
+        self.metrics.engine_ingest_lag.set(max(0.0, lag))
 
     async def _apply(
         self, inputs: list[tuple[Input, JournalRecord | None]], now: datetime, wm: int
@@ -296,6 +353,7 @@ class EngineService:
             before.silent_handsets,
             before.coverage_alerted,
             before.disturbances,
+            before.lag_alerted,
         )
         misc_after = (
             state.device_mode,
@@ -303,6 +361,7 @@ class EngineService:
             state.silent_handsets,
             state.coverage_alerted,
             state.disturbances,
+            state.lag_alerted,
         )
         if misc_before != misc_after:
             full = persist.state_to_json(state)
@@ -315,6 +374,7 @@ class EngineService:
                         "silent_handsets",
                         "coverage_alerted",
                         "disturbances",
+                        "lag_alerted",
                     )
                 }
             )
@@ -531,7 +591,7 @@ class EngineService:
         while True:
             try:
                 async with aiomqtt.Client(
-                    **connection_options(m),
+                    **connection_options(m, publisher=True),
                     identifier=f"{m.client_id}-out",
                     protocol=aiomqtt.ProtocolVersion.V5,
                     timeout=10,

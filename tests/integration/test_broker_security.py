@@ -189,9 +189,12 @@ class Client:
         username: str | None = None,
         password: str | None = None,
         protocol: paho.MQTTProtocolVersion = paho.MQTTProtocolVersion.MQTTv5,
+        client_id: str | None = None,
     ) -> None:
         self.c = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}", protocol=protocol
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"t-{uuid.uuid4().hex[:8]}",
+            protocol=protocol,
         )
         if username is not None:
             self.c.username_pw_set(username, password)
@@ -208,6 +211,8 @@ class Client:
         self.c.on_publish = self._on_publish
         self.c.on_subscribe = self._on_subscribe
         self.c.on_message = self._on_message
+        self.c.on_disconnect = self._on_disconnect
+        self.disconnects = 0
 
     def _on_connect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         with self.cond:
@@ -222,6 +227,11 @@ class Client:
     def _on_subscribe(self, c: Any, u: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
         with self.cond:
             self.subacks[mid] = rcs
+            self.cond.notify_all()
+
+    def _on_disconnect(self, c: Any, u: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        with self.cond:
+            self.disconnects += 1
             self.cond.notify_all()
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
@@ -350,6 +360,27 @@ def test_a_device_cannot_publish_as_another_device(
             c.close()
 
 
+def test_no_client_can_take_over_the_gateways_connection(broker: Broker) -> None:
+    """A device that connects under the gateway's client id gets its own username as client
+    id instead (use_username_as_clientid): the gateway stays connected and keeps hearing."""
+    L, gw = broker.layout, "telecare-gateway"
+    gateway_client = Client(broker.tls(), gw, broker.secrets[gw], client_id=gw)
+    assert gateway_client.connect().value == 0
+    gateway_client.subscribe(f"{L.root}/+/devices/+/events")
+    pendant = device_in("A-013")
+    user = device_username(HZC.id, pendant)
+    impostor = Client(broker.tls(), user, broker.secrets[user], client_id=gw)
+    try:
+        assert impostor.connect().value == 0
+        ev = _event(pendant)
+        assert impostor.publish(L.device_events(HZC.id, pendant), ev).value == 0
+        gateway_client.wait_message(lambda t, b: b.get("event_id") == ev["event_id"], "event")
+        assert gateway_client.disconnects == 0, broker.log()
+    finally:
+        impostor.close()
+        gateway_client.close()
+
+
 def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
     broker: Broker, gateway: GatewayEnv
 ) -> None:
@@ -363,6 +394,8 @@ def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
             "TELECARE_MQTT__SERVER_NAME": SERVER_NAME,
             "TELECARE_MQTT__USERNAME": gw,
             "TELECARE_MQTT__PASSWORD": broker.secrets[gw],
+            "TELECARE_MQTT__PUBLISHER_USERNAME": f"{gw}-out",
+            "TELECARE_MQTT__PUBLISHER_PASSWORD": broker.secrets[f"{gw}-out"],
             "TELECARE_MQTT__TOPIC_ROOT": L.root,
             "TELECARE_MQTT__ZIGBEE_ROOT": L.zigbee_root,
             # Scheme time runs at real speed from 02:14, when the night carers are on shift.
@@ -517,6 +550,8 @@ def _tls_gateway(broker: Broker, gateway: GatewayEnv, **env: str) -> subprocess.
         "TELECARE_MQTT__SERVER_NAME": SERVER_NAME,
         "TELECARE_MQTT__USERNAME": gw,
         "TELECARE_MQTT__PASSWORD": broker.secrets[gw],
+        "TELECARE_MQTT__PUBLISHER_USERNAME": f"{gw}-out",
+        "TELECARE_MQTT__PUBLISHER_PASSWORD": broker.secrets[f"{gw}-out"],
         "TELECARE_MQTT__TOPIC_ROOT": broker.layout.root,
         **env,
     }
@@ -531,9 +566,14 @@ def _tls_gateway(broker: Broker, gateway: GatewayEnv, **env: str) -> subprocess.
         )
 
 
-def test_gateway_with_a_wrong_secret_refuses_to_start(broker: Broker, gateway: GatewayEnv) -> None:
+@pytest.mark.parametrize("which", ["PASSWORD", "PUBLISHER_PASSWORD"])
+def test_gateway_with_a_wrong_secret_refuses_to_start(
+    broker: Broker, gateway: GatewayEnv, which: str
+) -> None:
+    """Either of the gateway's two credentials: a wrong one stops the start, not just the
+    connection that uses it (a gateway that hears alarms but cannot page would look ready)."""
     wrong = "not-the-provisioned-secret-" + uuid.uuid4().hex
-    proc = _tls_gateway(broker, gateway, TELECARE_MQTT__PASSWORD=wrong)
+    proc = _tls_gateway(broker, gateway, **{f"TELECARE_MQTT__{which}": wrong})
     try:
         assert proc.wait(timeout=120) == 2
     finally:

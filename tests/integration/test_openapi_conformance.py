@@ -19,6 +19,7 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,8 @@ import pytest
 
 from dashboard_tui.client import GatewayClient, GatewayRefused
 from gateway.api.errors import ApiError
-from tests.conftest import GatewayEnv
+from tests.conftest import GatewayEnv, Services, wait_for
+from tests.mqtt_helpers import Recorder
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXCLUDE_STREAMS = r"/stream$"
@@ -59,9 +61,27 @@ def schemathesis(url: str, report_dir: Path, headers: dict[str, str]) -> tuple[i
 
 
 @pytest.fixture
-def served(gateway: GatewayEnv) -> GatewayEnv:
+def served(gateway: GatewayEnv, services: Services) -> GatewayEnv:
+    """A started gateway holding one open alarm, so the alarm routes have something to find."""
     gateway.process.env["TELECARE_HTTP__CONTROL_TOKEN"] = CONTROL_TOKEN
     gateway.process.start()
+    device = "hzc-a-001-pendant"
+    recorder = Recorder(services.mqtt_host, services.mqtt_port, [f"{gateway.topic_root}/#"])
+    try:
+        recorder.publish(
+            f"{gateway.topic_root}/hazelhurst-court/devices/{device}/events",
+            {
+                "v": 1,
+                "event_id": str(uuid.uuid4()),
+                "device_id": device,
+                "kind": "pendant_press",
+                "occurred_at": datetime.now(UTC).isoformat(),
+            },
+        )
+    finally:
+        recorder.close()
+    url = f"{gateway.process.url}/api/v1/alarms"
+    wait_for(lambda: httpx.get(url, timeout=5).json(), 30, what="the seeded alarm")
     return gateway
 
 
