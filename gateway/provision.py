@@ -9,9 +9,9 @@ engine's outbox), because the production broker takes one connection per usernam
 are no shared or default secrets.
 
 The ACL uses explicit ``user`` blocks rather than ``pattern`` lines with ``%u``: a pattern
-applies to every client and cannot pin a device to its scheme, and Mosquitto refuses ``%u``
-substitution for usernames holding ``/``. Explicit blocks are generated, so their length
-costs nothing, and each one can be read on its own.
+applies to every client (the gateway and the Careline too) and cannot pin a device to its
+scheme or tell a device from a handset. Explicit blocks are generated, so their length costs
+nothing, and each one can be read on its own.
 
 Passwords are stored as Mosquitto 2.0 ``$7$`` hashes (PBKDF2-SHA512), the format
 ``mosquitto_passwd`` writes, so the broker reads the file unchanged.

@@ -64,6 +64,9 @@ def secrets_env(services: Services, tmp_path: Path) -> tuple[dict[str, str], lis
             "TELECARE_MQTT__PORT": str(services.mqtt_port),
             "TELECARE_MQTT__USERNAME": "gateway",
             "TELECARE_MQTT__PASSWORD": mqtt_pw,
+            # Production wants the outbox's own credential too (docs/security.md).
+            "TELECARE_MQTT__PUBLISHER_USERNAME": "gateway-out",
+            "TELECARE_MQTT__PUBLISHER_PASSWORD": mqtt_pw,
             "TELECARE_JOURNAL__PATH": str(tmp_path / "journal.sqlite3"),
         }
     )
