@@ -86,11 +86,16 @@ def test_kill_mid_escalation_deadline_fires_on_time_after_restart(
     gateway.process.kill(signal.SIGKILL)
     time.sleep(0.5)
     gateway.process.start()
+    back_at = night.now()  # scheme time when the restarted gateway was ready again
     second = night.wait_dispatch("cw-02", "offer", timeout=30, alarm_id=alarm_id)
     assert second["offer_id"] != first["offer_id"]
     time.sleep(2.0)
-    assert len(night.offers_to("cw-01")) == 1, "cw-01 was paged twice"
-    assert len(night.offers_to("cw-02")) == 1, "cw-02 was paged twice"
+    # Delivery is at least once (docs/responders.md): a kill between the broker's PUBACK and the
+    # outbox's sent mark sends the same message again, which the handset recognises by its
+    # offer_id. What must never happen is a second page: a new offer to the same carer.
+    for carer in ("cw-01", "cw-02"):
+        offer_ids = {o["offer_id"] for o in night.offers_to(carer)}
+        assert len(offer_ids) == 1, f"{carer} was paged twice: {sorted(offer_ids)}"
     got = wait_for(
         lambda: (
             (
@@ -109,7 +114,12 @@ def test_kill_mid_escalation_deadline_fires_on_time_after_restart(
     )
     assert [g[0] for g in got[:4]] == ["raised", "offered", "offer_timeout", "offered"]
     waited = (got[2][1] - got[1][1]).total_seconds()  # type: ignore[operator]
-    assert 60 <= waited <= 90, f"deadline fired after {waited}s of scheme time, not on time"
+    # Never early; late only by the time the gateway was down (a slow restart on a busy machine
+    # is the machine's, not the deadline's), plus the usual slack.
+    down = (back_at - got[1][1]).total_seconds()  # type: ignore[operator]
+    assert 60 <= waited <= max(60.0, down) + 30, (
+        f"deadline fired after {waited}s of scheme time (gateway back after {down:.0f}s)"
+    )
 
 
 def test_silent_hub_raises_no_contact_and_clears(services: Services, gateway: GatewayEnv) -> None:
