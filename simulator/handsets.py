@@ -104,6 +104,7 @@ class Handset:
         self.silent_until = 0.0  # real monotonic-free: a scheme timestamp (epoch seconds)
         self._busy: str | None = None  # "alarm:<id>", "visit", "escort:<id>"
         self._job_start: float | None = None
+        self.answering = 0  # offers being answered (the carer is deciding, not yet busy)
         self.live: dict[str, dict[str, Any]] = {}  # alarm_id -> the live offer
         self.seen_offers: set[str] = set()
         self.accepted: set[str] = set()
@@ -142,6 +143,10 @@ class Handset:
         body = wire.presence(what, self.w.clock.now(), **self.place.presence())
         topic = self.w.layout.carer(self.w.scheme.id, self.id, "presence")
         await self.w.link.publish(topic, body, attempts)
+
+    async def beat(self) -> None:
+        """One heartbeat now (the runner's barrier at the end of a run)."""
+        await self._presence(PresenceKind.HEARTBEAT, attempts=3)
 
     async def login(self) -> None:
         self.logged_in = True
@@ -243,7 +248,19 @@ class Handset:
             return
         self.w.spawn(self._answer(body))
 
+    def working(self) -> bool:
+        """On an alarm, holding an offer, or about to answer one: the carer's night is not
+        over, whatever the gateway shows."""
+        return self.busy not in (None, "visit") or bool(self.live) or self.answering > 0
+
     async def _answer(self, body: dict[str, Any]) -> None:
+        self.answering += 1
+        try:
+            await self._answer_offer(body)
+        finally:
+            self.answering -= 1
+
+    async def _answer_offer(self, body: dict[str, Any]) -> None:
         aid, oid, role = str(body["alarm_id"]), str(body["offer_id"]), body.get("role")
         clock, cfg = self.w.clock, self.w.cfg
         nth = self.nth.get(oid, 0)

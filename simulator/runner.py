@@ -72,6 +72,7 @@ from simulator.verdict import (
 # Real seconds the drain waits at least, whatever the speed: a few seconds of starvation at
 # x400 must not end the drain before carers could finish.
 DRAIN_FLOOR_REAL_S = 20.0
+DRAIN_BEHIND_CAP_REAL_S = 180.0
 RESEND_POLL_REAL_S = 0.25
 
 Progress = Callable[[float, float, dict[str, int]], None]
@@ -367,28 +368,90 @@ class Sim:
             tick.cancel()
 
     async def drain(self, base_url: str) -> None:
-        """Until the gateway holds no open alarm and every handset is idle. At most
-        ``drain_s`` scheme seconds, extended by the scheme time the simulator lost to stalls
-        meanwhile and never less than ``DRAIN_FLOOR_REAL_S`` real seconds."""
+        """Until the gateway holds no open alarm and every handset is idle, *as the engine
+        sees everything sent so far*: a handset heartbeat stamped T is the barrier; once the
+        carer's ``handset_seen`` in ``/api/v1/carers`` reaches T, the engine has processed
+        everything published before it (one client, in order), so an empty open-alarm list
+        read after that is not just an engine that is behind.
+
+        At most ``drain_s`` scheme seconds, extended by every scheme second the simulator lost
+        to stalls in the run, never less than ``DRAIN_FLOOR_REAL_S`` real seconds. Past that,
+        it still waits while the engine is behind its barrier or a simulated carer is still
+        at work, up to ``DRAIN_BEHIND_CAP_REAL_S`` more (then the run is reported as left
+        behind: the machine's, not the product's). An alarm still open when nobody is working
+        on it and the engine is caught up is the product's."""
         meter = self.clock.meter
         began = self.clock.now()
         began_real = time.monotonic()
+        barrier: tuple[str, datetime] | None = None
+        seen = False
+        busy: list[Handset] = []
+        late_since: float | None = None  # real time the scheme-time limit passed
+        idle_since: float | None = None  # real time nobody was working, as the engine saw it
+        # Long enough for the gateway to re-offer an escalated alarm twice (it repeats every
+        # 120 scheme s by default): an open alarm nobody holds for that long is not a lull.
+        idle_enough = max(2.0, 240.0 / self.clock.speed)
         async with httpx.AsyncClient(timeout=10) as http:
             while True:
-                stalled = meter.stalls.measure(began.timestamp()) if meter else 0.0
+                real = time.monotonic()
+                # The machine's debt: every stalled scheme second of the run so far.
+                stalled = meter.stalls.measure() if meter else 0.0
                 over = (self.clock.now() - began).total_seconds() > self.scn.drain_s + stalled
-                if over and time.monotonic() - began_real > DRAIN_FLOOR_REAL_S:
-                    break
+                plain = self.scn.drain_s / self.clock.speed + DRAIN_FLOOR_REAL_S
+                if (over or real - began_real > plain) and real - began_real > DRAIN_FLOOR_REAL_S:
+                    late_since = late_since or real
+                    if idle_since is not None and real - idle_since > idle_enough:
+                        break  # nobody working, the engine caught up, for a while: judge it
+                    if real - late_since > DRAIN_BEHIND_CAP_REAL_S:
+                        break
+                if barrier is None and not seen:
+                    # Once is enough: no alarm is raised after the schedule, so an engine that
+                    # has processed this barrier has seen every alarm there will be.
+                    barrier = await self._barrier()
                 try:
                     open_alarms = (await http.get(f"{base_url}/api/v1/alarms")).json()
+                    carers = (await http.get(f"{base_url}/api/v1/carers")).json()
                 except (httpx.HTTPError, ValueError):
                     self.rec.counts["drain_api_errors"] += 1
-                    open_alarms = [None]
-                busy = [h for h in self.world.handsets.values() if h.busy not in (None, "visit")]
-                if not open_alarms and not busy:
+                    await asyncio.sleep(0.5)
+                    continue
+                if not seen:
+                    seen = _seen(carers, *barrier) if barrier else not self._can_barrier()
+                busy = [h for h in self.world.handsets.values() if h.working()]
+                if seen and not open_alarms and not busy:
                     return
+                if seen and not busy:
+                    idle_since = idle_since or time.monotonic()
+                else:
+                    idle_since = None
                 await asyncio.sleep(0.25)
         self.rec.counts["drain_timed_out"] += 1
+        if not seen or busy:
+            # The engine or the simulated carers were still at work: the machine's slowness.
+            self.rec.counts["drain_engine_behind" if not seen else "drain_carers_behind"] += 1
+
+    def _can_barrier(self) -> bool:
+        return any(h.logged_in and not h.silent() for h in self.world.handsets.values())
+
+    async def _barrier(self) -> tuple[str, datetime] | None:
+        """Send a heartbeat from a logged-in handset; (carer, when) or None if there is none."""
+        for h in self.world.handsets.values():
+            if h.logged_in and not h.silent():
+                at = self.clock.now()
+                try:
+                    await h.beat()
+                except wire.PublishFailed:
+                    return None
+                return h.id, at
+        return None
+
+
+def _seen(carers: Any, carer: str, at: datetime) -> bool:
+    """Has the engine processed ``carer``'s heartbeat sent at ``at``?"""
+    for c in carers if isinstance(carers, list) else []:
+        if isinstance(c, dict) and c.get("carer_id") == carer and c.get("handset_seen"):
+            return datetime.fromisoformat(str(c["handset_seen"])) >= at - timedelta(seconds=1)
+    return False
 
 
 def _uuid4() -> str:
@@ -424,6 +487,20 @@ async def _progress(
         return await cur.fetchone()
 
 
+async def _shipping(
+    http: httpx.AsyncClient, base_url: str
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Journal heads and shipped sequences per stream: from ``/readyz`` (every stream, the
+    engine's log included) where the gateway reports them, else ``/api/v1/ingest``."""
+    ready = (await http.get(f"{base_url}/readyz")).json()
+    streams = ready.get("shipping") if isinstance(ready, dict) else None
+    if streams:
+        heads = {k: int(v["head"]) for k, v in streams.items()}
+        return heads, {k: int(v["shipped"]) for k, v in streams.items()}
+    s = (await http.get(f"{base_url}/api/v1/ingest")).json()
+    return dict(s["journal_head"]), dict(s["shipped"])
+
+
 async def _wait_recorded(
     base_url: str,
     dsn: str,
@@ -451,12 +528,12 @@ async def _wait_recorded(
     async with httpx.AsyncClient(timeout=10) as http:
         while time.monotonic() < deadline:
             try:
-                s = (await http.get(f"{base_url}/api/v1/ingest")).json()
-            except (httpx.HTTPError, ValueError):
+                heads, shipped = await _shipping(http, base_url)
+            except (httpx.HTTPError, ValueError, KeyError):
                 await asyncio.sleep(0.5)
                 continue
-            targets = targets or s["journal_head"]  # what had arrived when the run ended
-            caught_up = all(s["shipped"].get(k, 0) >= v for k, v in targets.items())
+            targets = targets or heads  # what the journal held when the run ended
+            caught_up = all(shipped.get(k, 0) >= v for k, v in targets.items())
             try:
                 row = await _progress(dsn, gateway_id, ids, callouts, until, marker)
             except psycopg.OperationalError:
@@ -627,6 +704,15 @@ async def _play_and_judge(
                 raise RunInvalid(f"the broker did not take the run's last message: {exc}") from None
             # Hubs keep calling in until the verdict is taken, so the gateway stays quiet.
             behind = await _wait_recorded(base_url, dsn, gateway_id, sim_end, sim.rec, marker)
+            for key, who in (
+                ("drain_engine_behind", "the gateway's engine was"),
+                ("drain_carers_behind", "the simulated carers were"),
+            ):
+                if sim.rec.counts.get(key):
+                    behind = (
+                        f"{who} still behind when the drain ended"
+                        f" ({DRAIN_BEHIND_CAP_REAL_S:.0f} real s after its scheme-time limit)"
+                    )
             sim.rec.duplicates = sim.world.duplicates
             sim.rec.counts.update(sim.world.counts)
             sim.rec.counts["mqtt_published"] = link.published
@@ -664,7 +750,7 @@ async def _play_and_judge(
         behind=behind,
         jobs=sim.world.jobs,
     )
-    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end)
+    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end, scn.drain_s)
     verdict.update(
         {
             "scenario": scn.name,

@@ -193,3 +193,35 @@ def test_a_stall_in_the_job_a_carer_was_finishing_counts_for_the_alarm_that_wait
         sim, db, SCH, EXPECT, run=RunFacts(speed=400, stalls=stalls, jobs=jobs), until=_at(10_000)
     )
     assert v["timing_checks"][0]["status"] == "not judged" and v["exit_code"] == 2
+
+
+def test_a_gateway_hours_behind_cannot_fail_what_depends_on_when_it_processed() -> None:
+    """Triage "at night" and "closed within the drain" depend on when the gateway processed
+    its inputs: a gateway the machine left hours behind makes them the machine's. Loss of an
+    event that never reached the database stays the product's."""
+    sim, db = _night([30, 40, 50, 60])
+    late = sim.alarms[1]
+    db.steps = [s for s in db.steps if s[0] != late.alarm_id]  # recorded, never an alarm
+    db.ingest_lags = [(_at(2000).timestamp(), _at(2000 + 7200).timestamp())]  # 2 h behind
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400), until=_at(10_000))
+    assert v["lost"] == 0 and len(v["decided_by_machine"]) == 1
+    assert v["exit_code"] == 2 and v["run"]["starved"]
+    gone = sim.alarms[2]
+    del db.events[gone.key]
+    db.steps = [s for s in db.steps if s[0] != gone.alarm_id]
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400), until=_at(10_000))
+    assert v["lost"] == 1 and v["exit_code"] == 1
+
+
+def test_an_alarm_left_open_is_the_product_s_unless_the_machine_ate_the_drain() -> None:
+    sim, db = _night([30, 40, 50, 60])
+    open_one = sim.alarms[3].alarm_id
+    db.steps = [s for s in db.steps if not (s[0] == open_one and s[1] == "resolved")]
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400), until=_at(10_000))
+    closed = next(c for c in v["product_checks"] if c["check"].startswith("closed"))
+    assert closed["status"] == "fail" and v["exit_code"] == 1
+    stalls = Intervals()
+    stalls.add(_at(3100).timestamp(), _at(9000).timestamp())  # more than the 3600 s drain
+    v = compute(sim, db, SCH, Expect(), run=RunFacts(speed=400, stalls=stalls), until=_at(10_000))
+    closed = next(c for c in v["product_checks"] if c["check"].startswith("closed"))
+    assert closed["status"] == "not judged" and v["exit_code"] == 2 and v["run"]["starved"]
