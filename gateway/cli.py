@@ -198,9 +198,12 @@ def events(
     settings = _settings()
     base = url or f"http://{settings.http.host}:{settings.http.port}"
     try:
-        with api_client(base, settings) as http:
+        http = api_client(base, settings)
+        try:
             rows = http.get("/api/v1/events", params={"limit": limit}).json()
             stats = http.get("/api/v1/ingest").json()
+        finally:
+            http.close()
     except httpx.HTTPError as exc:
         err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
         raise typer.Exit(1) from exc

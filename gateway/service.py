@@ -80,7 +80,7 @@ class Gateway:
         self.ingest = Ingest(
             settings, self.registry, self.journal, self.writer, self.metrics, self.clock
         )
-        self.shipper = Shipper(settings, self.journal, self.writer, self.metrics)
+        self.shipper = Shipper(settings, self.journal, self.writer, self.metrics, self.clock)
         self.engine = EngineService(
             settings, self.registry, self.journal, self.writer, self.metrics, self.clock
         )

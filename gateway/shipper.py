@@ -29,6 +29,7 @@ import psycopg
 
 from api_models import ShipperStatus, StreamStatus
 from gateway import storage
+from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import (
     EngineLogRow,
@@ -105,9 +106,17 @@ def _describe(stream: str, row: Any) -> tuple[str | None, str]:
 
 class Shipper:
     def __init__(
-        self, settings: Settings, journal: Journal, writer: Executor, metrics: Metrics
+        self,
+        settings: Settings,
+        journal: Journal,
+        writer: Executor,
+        metrics: Metrics,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        # Journal times are the gateway's (scheme) clock: lag and the dedupe window are judged
+        # on it, or an accelerated night dated in the past would prune its dedupe rows at once.
+        self.clock = clock or Clock()
         self.journal = journal
         self.writer = writer
         self.metrics = metrics
@@ -281,11 +290,13 @@ class Shipper:
                     first = oldest[0]
                     st.oldest = first.at if isinstance(first, EngineLogRow) else first.received_at
         rec = self._streams["records"].oldest
-        self.lag_seconds = max(0.0, (datetime.now(UTC) - rec).total_seconds()) if rec else 0.0
+        self.lag_seconds = max(0.0, (self.clock.now() - rec).total_seconds()) if rec else 0.0
         self.metrics.shipper_lag_seconds.set(self.lag_seconds)
 
     async def _prune(self) -> None:
         loop = asyncio.get_running_loop()
-        removed = await loop.run_in_executor(self.writer, self.journal.prune, dict(self.shipped))
+        removed = await loop.run_in_executor(
+            self.writer, self.journal.prune, dict(self.shipped), self.clock.now()
+        )
         if removed:
             log.info("pruned %d shipped journal rows", removed)

@@ -17,6 +17,7 @@ from gateway.engine.model import (
     CancelOffer,
     CarelineStatus,
     DeviceModeIn,
+    EventIn,
     FollowUpTask,
     NotifyControlRoom,
     NotifyOnCall,
@@ -366,3 +367,19 @@ def test_a_pair_member_who_accepted_is_told_when_the_other_resolves() -> None:
         ("cw-02", f"{alarm_id}.held", "resolved by cw-01")
     ]
     assert d.state.carers["hazelhurst-court/cw-02"].busy_with is None
+
+
+def test_night_is_judged_by_when_the_event_arrived_not_when_the_engine_got_to_it() -> None:
+    """A backlog must not turn a 03:00 front-door exit into a daytime one."""
+    d = Driver()  # 02:14, the night window
+    d.login("cw-01", "A-012")
+    flat = resident_with("wandering").flat
+    door = device_in(flat, DeviceType.DOOR_CONTACT)
+    arrived = d.now
+    d.advance(6 * 3600)  # the engine reaches the event at 08:14, after the night has ended
+    d.feed(EventIn(HZC.id, "door-1", door, "door_open", arrived, arrived))
+    assert [(a.kind, a.priority) for a in d.state.alarms.values()] == [("door_open", Priority.P1)]
+    # The same exit received by day is no alarm: the window really is what decides it.
+    day = d.now
+    d.feed(EventIn(HZC.id, "door-2", door, "door_open", day, day))
+    assert len(d.state.alarms) == 1

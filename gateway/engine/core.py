@@ -505,7 +505,9 @@ class Core:
             if _event_ref(e) in a.event_ids:
                 return  # a duplicate never opens a second alarm
         resident, flat_id = self._resident_of(scheme, e.device_id)
-        local = tx.now.astimezone(scheme.tz)
+        # Night or day by when the gateway received the event, not when the engine got to it:
+        # a backlog must not turn a 03:00 door-open into a daytime one (nor trust a device clock).
+        local = e.received_at.astimezone(scheme.tz)
         sole = False
         if resident is not None:
             mine = [

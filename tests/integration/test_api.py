@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 
 from api_models import Role
-from tests.conftest import GatewayEnv, wait_for
+from tests.conftest import REPO, GatewayEnv, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +44,17 @@ def test_control_changes_need_a_session_and_bad_requests_get_a_message(
         "/api/v1/devices/hazelhurst-court/hzc-a-001-pendant/maintenance", json={"minutes": 30}
     )
     assert dev.status_code == 202 and dev.json()["until"]
+
+
+def test_telecare_events_signs_in_with_the_development_account(gateway: GatewayEnv) -> None:
+    gateway.process.start()
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "events", "--limit", "5"],
+        env=gateway.process.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "journal head" in done.stdout
