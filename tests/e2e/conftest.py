@@ -34,7 +34,7 @@ def sim_broker(services: Services, tmp_path_factory: pytest.TempPathFactory) -> 
     """Start a private Mosquitto; yield its port."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
-        pytest.skip("mosquitto is not installed (make services installs it)")
+        pytest.fail("mosquitto is not installed: run make services (make test installs it)")
     d: Path = tmp_path_factory.mktemp("sim-mosquitto")
     port = free_port()
     (d / "mosquitto.conf").write_text(

@@ -19,11 +19,10 @@ from devices.scheme import load_scheme
 from devices.topics import TopicLayout
 from simulator.publisher import Publisher, event_stream
 from tests.conftest import SCHEME, GatewayEnv, wait_for
-from tests.faults.private_broker import PrivateBroker, mosquitto_available
+from tests.faults.private_broker import PrivateBroker
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
 N = 5_000

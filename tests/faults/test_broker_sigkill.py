@@ -28,12 +28,11 @@ from devices.events import DeviceEvent, EventKind
 from devices.scheme import load_scheme
 from devices.topics import TopicLayout
 from tests.conftest import SCHEME, GatewayEnv, wait_for
-from tests.faults.private_broker import PrivateBroker, mosquitto_available
+from tests.faults.private_broker import PrivateBroker
 from tests.faults.resending_device import FireAndForget, ResendingDevices
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
 N_RESENDING = 300

@@ -29,12 +29,11 @@ from devices.events import DeviceEvent, EventKind
 from devices.topics import TopicLayout
 from tests.conftest import GatewayEnv, wait_for
 from tests.engine_helpers import HZC, NIGHT, device_in
-from tests.faults.private_broker import PrivateBroker, mosquitto_available
+from tests.faults.private_broker import PrivateBroker
 from tests.mqtt_helpers import presence
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed"),
 ]
 
 CARER = "cw-01"
