@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-faults check lint types services services-stop stop venv clean-venv browser
+.PHONY: demo test test-faults check lint types services services-stop stop venv clean-venv browser bench
 
 venv: $(STAMP)
 
@@ -55,3 +55,8 @@ check: lint types test
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks (never part of `make test`): each starts its own broker on a free loopback port and
+# a fresh database, bounds itself, prints a table and writes bench/results/*.json.
+bench: venv services
+	@$(BIN)/python -m benchmarks.run
