@@ -19,7 +19,8 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -398,16 +399,30 @@ class EngineStore:
         return [OutboxRow(*r) for r in rows]
 
     def mark_sent(self, seqs: list[int]) -> None:
-        conn = self._w()
-        conn.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
-        # Sent rows are history only in the database's records; keep the outbox small.
-        conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
+        # One transaction: in autocommit mode each UPDATE of ``executemany`` was a transaction
+        # (an fsync) of its own, and ingest's commits queued behind them on the writer thread.
+        with self._transaction("outbox mark sent") as conn:
+            conn.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+            # Sent rows are history only in the database's records; keep the outbox small.
+            conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
 
     def mark_abandoned(self, seqs: list[int]) -> None:
         """Rows the publisher gave up on (refused or unacknowledged too often): kept, not
         retried; the control room has been told (see ``gateway.outbox``)."""
+        with self._transaction("outbox mark abandoned") as conn:
+            conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         conn = self._w()
-        conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"{what} failed: {exc}") from exc
 
     def enqueue(
         self, outbox: list[tuple[str, str]], log: list[tuple[str, str, str]], now: datetime

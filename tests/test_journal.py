@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from devices.decoders import Decoded, RecordType
 from devices.events import EventKind
 from devices.records import EventRecord
-from gateway.journal import DeadLetter, Incoming, Journal
+from gateway.journal import DeadLetter, EngineStore, Incoming, Journal, JournalError
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
@@ -76,3 +79,50 @@ def test_prune_keeps_unshipped_and_recent_rows(tmp_path: Path) -> None:
     # A pruned key is no longer a duplicate, but sequence numbers never go back.
     j.commit([incoming("old", now)])
     assert j.head("records") == 4
+
+
+def _outbox(j: Journal, n: int) -> None:
+    store = EngineStore(j)
+    store.enqueue([(f"t/{i}", "{}") for i in range(n)], [], T0)
+
+
+def test_mark_sent_marks_in_one_transaction_and_keeps_the_outbox_small(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    _outbox(j, 1500)
+    store = EngineStore(j)
+    seqs = [r.seq for r in store.unsent(2000)]
+    before = j._writer.total_changes if j._writer else 0
+    store.mark_sent(seqs[:1200])
+    assert [r.seq for r in store.unsent(2000)] == seqs[1200:]
+    # Rows sent more than 1,000 below the oldest just sent are gone; the writer is idle again.
+    store.mark_sent(seqs[1200:])
+    assert store.unsent(2000) == []
+    left = j._read("SELECT count(*) FROM outbox")[0][0]
+    assert left < 1500
+    assert j._writer is not None and not j._writer.in_transaction
+    assert j._writer.total_changes > before
+
+
+def test_mark_sent_that_cannot_write_raises_journal_error_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    _outbox(j, 3)
+    store = EngineStore(j)
+    seqs = [r.seq for r in store.unsent(10)]
+    assert j._writer is not None
+    j._writer.execute("PRAGMA busy_timeout=0")
+    other = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(JournalError):
+            store.mark_sent(seqs)
+        with pytest.raises(JournalError):
+            store.mark_abandoned(seqs)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r.seq for r in store.unsent(10)] == seqs
+    assert not j._writer.in_transaction
