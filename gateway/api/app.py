@@ -18,6 +18,7 @@ from gateway.api import (
     errors,
     health,
     records,
+    reports,
     session,
     users,
 )
@@ -37,6 +38,7 @@ ROUTERS = (
     users.router,
     audit.router,
     carer_page.router,
+    reports.router,
 )
 
 
