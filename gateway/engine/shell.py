@@ -27,6 +27,7 @@ from devices.records import (
     CarerStatusControl,
     DeviceModeControl,
     EventRecord,
+    OperatorControl,
     PresenceRecord,
     PromoteControl,
 )
@@ -35,7 +36,7 @@ from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.dispatch_hub import DispatchHub
-from gateway.engine import horizon, persist
+from gateway.engine import horizon, operator, persist
 from gateway.engine.core import Core, EngineConfig, EngineState
 from gateway.engine.model import (
     ActionIn,
@@ -116,6 +117,8 @@ def to_input(r: JournalRecord) -> Input | None:
             return DeviceModeIn(r.scheme, dm.device_id, dm.until)
         case PromoteControl() as pc:
             return PromoteIn(r.scheme, str(pc.alarm_id), pc.by)
+        case OperatorControl() as oc:
+            return operator.from_record(r.scheme, oc)
         case PresenceRecord() as p:
             pos = None
             if p.flat is not None or p.block is not None or p.x is not None:
@@ -186,6 +189,9 @@ class EngineService:
         # (connected, queue depth, depth at which the broker is holding messages for us);
         # wired by the service to its ingest. None: no ingest here (always caught up).
         self.ingest_state: Callable[[], tuple[bool, int, int]] | None = None
+        # The newest fence (``gateway.fence``) at or below a journal watermark; wired with
+        # ``ingest_state``. Only fences move the horizon when there is an ingest.
+        self.fence_at: Callable[[int], datetime | None] | None = None
         self._connected_since: float | None = None
         self._late_s = 0.0
         self.outbox = OutboxPublisher(
@@ -295,8 +301,8 @@ class EngineService:
         since = self._connected_since
         return horizon.IngestSample(
             read_at=read_at,
+            fence_at=None,
             at_head=False,
-            applied_to=None,
             connected_s=None if since is None else time.monotonic() - since,
             queue_depth=depth,
             queue_max=saturated,
@@ -304,10 +310,17 @@ class EngineService:
         )
 
     def _advance_horizon(self, sample: horizon.IngestSample, records: list[JournalRecord]) -> None:
+        applied = records[-1].seq if records else self.watermark
         s = replace(
             sample,
             at_head=len(records) < 500,
-            applied_to=records[-1].received_at if records else None,
+            # No ingest here (a test or a tool): the journal is all there is, and this pass
+            # has read all of it that it will apply.
+            fence_at=(
+                (sample.read_at if len(records) < 500 else None)
+                if self.fence_at is None
+                else self.fence_at(applied)
+            ),
         )
         self.behind = horizon.behind_reason(s)
         self.horizon = horizon.advance(self.horizon or s.read_at, s)
@@ -354,6 +367,7 @@ class EngineService:
             before.coverage_alerted,
             before.disturbances,
             before.lag_alerted,
+            before.device_faults,
         )
         misc_after = (
             state.device_mode,
@@ -362,6 +376,7 @@ class EngineService:
             state.coverage_alerted,
             state.disturbances,
             state.lag_alerted,
+            state.device_faults,
         )
         if misc_before != misc_after:
             full = persist.state_to_json(state)
@@ -375,6 +390,7 @@ class EngineService:
                         "coverage_alerted",
                         "disturbances",
                         "lag_alerted",
+                        "device_faults",
                     )
                 }
             )
