@@ -55,6 +55,11 @@ class TopicLayout:
             and parts[4] == "receipts"
         )
 
+    def fence(self, client_id: str) -> str:
+        """The gateway's own fence topic (``gateway.fence``): published and heard back by the
+        gateway alone, never a scheme's traffic (no scheme is called ``_gateway``)."""
+        return f"{self.root}/_gateway/{client_id}/fence"
+
     def carer(self, scheme: str, carer_id: str, leaf: str) -> str:
         """``leaf`` is ``actions``/``presence`` (from the handset) or ``dispatch`` (to it)."""
         return f"{self.root}/{scheme}/carers/{carer_id}/{leaf}"

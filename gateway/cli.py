@@ -18,6 +18,7 @@ from devices.events import json_schemas
 from devices.scheme import SchemeError, load_scheme
 from devices.topics import TopicLayout
 from gateway.provision_cli import provision_command
+from gateway.reports.cli import db_app, report_app
 from gateway.users_cli import api_client, issue_tokens, users_app
 from simulator.cli import hints as simulate_hints
 from simulator.cli import list_scenarios as simulate_list
@@ -54,6 +55,8 @@ app.add_typer(users_app, name="users")
 devices_app = typer.Typer(help="Broker credentials and ACL for devices, handsets, the gateway.")
 app.add_typer(devices_app, name="devices", no_args_is_help=True)
 devices_app.command("provision")(provision_command)
+app.add_typer(report_app, name="report", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 console = Console()
 err = Console(stderr=True)

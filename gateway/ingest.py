@@ -10,6 +10,10 @@ After the commit each device event and Careline call-out also earns a receipt
 (``gateway.receipts``), published on this connection by a task of its own, so no PUBACK waits
 for a receipt.
 
+A fence task publishes the gateway's own fences on this connection and hears them back in order
+with everything else (``gateway.fence``): that is how the engine knows how far it may judge
+device silence.
+
 Memory is bounded end to end: the broker sends at most ``receive_maximum`` unacknowledged
 messages (MQTT 5 Receive Maximum, sent in CONNECT), acknowledgement waits for the commit, and
 the queue in front of the journal holds at most ``queue_max`` messages. A backlog of any size
@@ -40,6 +44,7 @@ from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.fence import Fences
 from gateway.flow import FlowControlledClient, InFlight
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
@@ -62,6 +67,19 @@ class Pending:
     ack: Callable[[], None]
     arrived: float  # monotonic
     receipt: ReceiptTarget | None = None
+
+
+@dataclass(slots=True)
+class FenceMark:
+    """One of our fences, heard back: everything queued before it was read before it."""
+
+    sent_at: datetime
+
+
+# Scheme seconds between fences (at least 20 ms real, at most 1 s): the horizon then lags the
+# present by about this plus one trip through the broker.
+FENCE_EVERY_S = 5.0
+FENCE_WAIT_S = 30.0  # real seconds before a fence that has not come back is given up on
 
 
 class FatalMqttError(Exception):
@@ -97,11 +115,17 @@ class Ingest:
         self.clock = clock or Clock()
         self.layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
         cfg = settings.ingest
-        self.queue: asyncio.Queue[Pending] = asyncio.Queue(cfg.queue_max)
+        self.queue: asyncio.Queue[Pending | FenceMark] = asyncio.Queue(cfg.queue_max)
         self.receipts = ReceiptQueue(metrics, cfg.receipt_queue_max, cfg.receipt_concurrency)
         self.in_flight = InFlight(metrics, cfg.receive_maximum)
         self.connected = False
         self.on_committed: list[Callable[[list[Incoming]], None]] = []
+        self.fences = Fences()
+        # Named by the identity the broker's ACL knows: the username when there is one (the
+        # production broker makes it the client id too), else the client id.
+        m = settings.mqtt
+        self._fence_topic = self.layout.fence(m.username or m.client_id)
+        self._fence_back = asyncio.Event()
 
     def classify(self, topic: str, payload: bytes, received_at: datetime) -> Incoming:
         """Decode one message; any failure becomes a dead letter, never an exception."""
@@ -171,6 +195,8 @@ class Ingest:
                     only_others = SubscribeOptions(qos=1, noLocal=True)
                     for topic_filter in self.layout.subscriptions():
                         await client.subscribe(topic_filter, options=only_others)
+                    # Our fences must come back to us: no No Local here.
+                    await client.subscribe(self._fence_topic, options=SubscribeOptions(qos=1))
                     self.in_flight.arm()
                     self.connected = True
                     self.metrics.mqtt_connected.set(1)
@@ -181,12 +207,14 @@ class Ingest:
                     receipts = asyncio.create_task(
                         self.receipts.run(AckedPublisher(client)), name="receipts"
                     )
+                    fencer = asyncio.create_task(self._fencer(client), name="fencer")
                     try:
                         await self._receive(client)
                     finally:
-                        receipts.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await receipts
+                        for task in (receipts, fencer):
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
             except aiomqtt.MqttCodeError as exc:
                 rc = getattr(exc.rc, "value", exc.rc)
                 if rc in _FATAL_CONNECT_CODES:
@@ -210,6 +238,13 @@ class Ingest:
                 # Our own receipts come back through ``devices/#``: not an input.
                 ack()
                 continue
+            if topic == self._fence_topic:
+                ack()
+                sent_at = self.fences.returned(payload)
+                if sent_at is not None:
+                    # Queued behind what was read before it, so it passes the commit after them.
+                    await self.queue.put(FenceMark(sent_at))
+                continue
             now = self.clock.now()
             incoming = self.classify(topic, payload, now)
             target = target_for(self.layout, topic, payload, self.registry)
@@ -221,41 +256,71 @@ class Ingest:
         loop = asyncio.get_running_loop()
         max_batch = self.settings.journal.max_batch
         while True:
-            batch = [await self.queue.get()]
+            taken = [await self.queue.get()]
             # Group commit: take whatever queued up while the previous fsync ran.
-            while len(batch) < max_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            items = [p.incoming for p in batch]
-            started = time.perf_counter()
-            while True:
-                try:
-                    results = await loop.run_in_executor(self.writer, self.journal.commit, items)
-                    break
-                except JournalError:
-                    # Nothing is acknowledged, so the broker keeps every message; keep trying.
-                    log.exception("journal commit failed; retrying in 1s")
-                    await asyncio.sleep(1.0)
-            self.metrics.journal_commit_seconds.observe(time.perf_counter() - started)
-            self.metrics.journal_batch_size.observe(len(batch))
-            now = time.monotonic()
-            stamp = self.clock.now()
-            for pending, result in zip(batch, results, strict=True):
-                pending.ack()
-                if pending.receipt is not None:
-                    self.receipts.offer(
-                        pending.receipt.topic,
-                        render(pending.receipt, pending.incoming, result, stamp),
-                    )
-                self.metrics.ingest_latency.observe(now - pending.arrived)
-                dl = pending.incoming.dead_letter
-                if dl is not None:
-                    self.metrics.messages.labels("dead_letter").inc()
-                    self.metrics.dead_letters.labels(dl.reason).inc()
-                elif result.new:
-                    self.metrics.messages.labels("accepted").inc()
-                    for rec in pending.incoming.records:
-                        self.metrics.records.labels(rec.record_type.value).inc(1)
-                else:
-                    self.metrics.messages.labels("duplicate").inc()
-            for callback in self.on_committed:
-                callback(items)
+            while len(taken) < max_batch and not self.queue.empty():
+                taken.append(self.queue.get_nowait())
+            batch = [p for p in taken if isinstance(p, Pending)]
+            fences = [f for f in taken if isinstance(f, FenceMark)]
+            if batch:
+                await self._commit(loop, batch)
+            if fences:
+                # Everything read before these fences is committed now (in ``batch`` or before).
+                head = await loop.run_in_executor(self.writer, self.journal.head, "records")
+                self.fences.passed(max(f.sent_at for f in fences), head)
+                self.metrics.ingest_fences.inc(len(fences))
+                self._fence_back.set()
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[Pending]) -> None:
+        """Write one batch to the journal (retrying until it holds), then PUBACK each."""
+        items = [p.incoming for p in batch]
+        started = time.perf_counter()
+        while True:
+            try:
+                results = await loop.run_in_executor(self.writer, self.journal.commit, items)
+                break
+            except JournalError:
+                # Nothing is acknowledged, so the broker keeps every message; keep trying.
+                log.exception("journal commit failed; retrying in 1s")
+                await asyncio.sleep(1.0)
+        self.metrics.journal_commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.journal_batch_size.observe(len(batch))
+        now = time.monotonic()
+        stamp = self.clock.now()
+        for pending, result in zip(batch, results, strict=True):
+            pending.ack()
+            if pending.receipt is not None:
+                self.receipts.offer(
+                    pending.receipt.topic,
+                    render(pending.receipt, pending.incoming, result, stamp),
+                )
+            self.metrics.ingest_latency.observe(now - pending.arrived)
+            dl = pending.incoming.dead_letter
+            if dl is not None:
+                self.metrics.messages.labels("dead_letter").inc()
+                self.metrics.dead_letters.labels(dl.reason).inc()
+            elif result.new:
+                self.metrics.messages.labels("accepted").inc()
+                for rec in pending.incoming.records:
+                    self.metrics.records.labels(rec.record_type.value).inc(1)
+            else:
+                self.metrics.messages.labels("duplicate").inc()
+        for callback in self.on_committed:
+            callback(items)
+
+    async def _fencer(self, client: aiomqtt.Client) -> None:
+        """Publish a fence, wait for it to come back through the commit, pause, repeat."""
+        pause = max(0.02, min(1.0, self.clock.real_seconds(FENCE_EVERY_S)))
+        while True:
+            self._fence_back.clear()
+            payload = self.fences.issue(self.clock.now())
+            try:
+                await client.publish(self._fence_topic, payload, qos=1)
+            except aiomqtt.MqttError as exc:
+                # The session is failing; ``_receive`` will see it too and reconnect.
+                log.warning("fence not published: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fence_back.wait(), FENCE_WAIT_S)
+            await asyncio.sleep(pause)

@@ -81,6 +81,11 @@ class Metrics:
             "telecare_open_alarms", "Alarms open in the engine.", registry=r
         )
         self.engine_offers = Counter("telecare_offers", "Offers sent to carers.", registry=r)
+        self.ingest_fences = Counter(
+            "telecare_ingest_fences",
+            "Fences heard back through ingest (each lets the horizon move; see gateway.fence).",
+            registry=r,
+        )
         self.engine_ingest_lag = Gauge(
             "telecare_engine_ingest_lag_seconds",
             "Scheme seconds the ingest horizon lags engine time (supervision judges up to it).",

@@ -186,6 +186,9 @@ def plan(
                 (Grant(Access.READWRITE, f"{layout.zigbee_root}/#"),),
             )
         )
+    # Fences (gateway.fence): the ingest connection publishes to its own topic and hears them
+    # back in order with everything else; its client id is its username on this broker.
+    ingest.append(Grant(Access.READWRITE, layout.fence(gateway_user)))
     principals = [
         Principal(gateway_user, Kind.GATEWAY, None, "ingest", tuple(ingest)),
         Principal(publisher_username(gateway_user), Kind.GATEWAY, None, "outbox", tuple(outbox)),

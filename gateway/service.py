@@ -94,6 +94,7 @@ class Gateway:
                 settings.ingest.receive_maximum - settings.journal.max_batch,
             ),
         )
+        self.engine.fence_at = self.ingest.fences.applied
         self.engine.ingest_state = lambda: (
             self.ingest.connected,
             self.ingest.queue.qsize(),

@@ -28,10 +28,13 @@ log = logging.getLogger(__name__)
 MIGRATIONS: tuple[str, ...] = ("001_init.sql", "002_engine.sql")
 MIGRATIONS += ("004_quarantine.sql",)  # refused rows set aside; control-room records
 MIGRATIONS += ("003_auth_audit.sql",)  # audit trail (append-only) and its writer role
+MIGRATIONS += ("005_reports.sql",)  # report indexes, response targets, retention
 
 
-async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Apply the schema. Idempotent; serialised by an advisory lock across gateways."""
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    """Apply the schema. Idempotent; serialised by an advisory lock across gateways.
+    Returns the names of the migrations this call applied (none when already current)."""
+    applied: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('telecare-migrate'))")
         await conn.execute(
@@ -47,6 +50,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(sql)  # our own file, not user input
             await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
             log.info("applied migration %s", name)
+            applied.append(name)
+    return applied
 
 
 async def load_watermarks(

@@ -3,20 +3,22 @@
 Supervision must never blame a device for the gateway's own lag. A hub's heartbeat that is
 still in the broker's queue, in the ingest queue or in the journal waiting for the engine says
 nothing about the hub; it says the gateway is behind. So a device's silence is only counted up
-to the *horizon*: the latest time T such that every message that reached the gateway before T
+to the *horizon*: the latest time T such that every message that reached the broker before T
 has been applied by the engine. Pure: the shell samples its pipeline once per loop pass and
 passes the sample in; tests drive it with a fake clock.
 
-How the horizon moves, for one sample taken when an engine pass begins:
-- **Everything drained** (MQTT connected for a while, the ingest queue empty, the loop woke on
-  time, and the pass read the journal to its head): the horizon is the time the pass began.
-- **Only the journal is behind** (the engine has a backlog, but ingest reads as fast as the
-  broker sends: connected, queue not full, loop on time): the horizon is the newest
-  ``received_at`` the engine has applied. The journal is in arrival order, so everything that
-  arrived before it has been applied.
-- **Otherwise** (broker disconnected, ingest queue full so the broker is holding messages for
-  us, or the event loop itself stalled): the horizon stays where it was. What is waiting may
-  be older than anything applied, so nothing later can be vouched for.
+How the horizon moves: by *fences*. Ingest publishes a fence (a small message of its own,
+stamped with engine time T) to a topic it subscribes to, and the broker queues it for us behind
+everything that reached it before T: one session queue, in order. When the fence comes back
+through ingest and the records journaled before it have been applied by the engine, every
+message that reached the broker before T has been applied, so the horizon may move to T.
+
+No other signal can vouch for the present. An empty ingest queue, a connected session and an
+event loop that woke on time all looked like "drained" in a process that had just been frozen
+(SIGSTOP, a starved CPU) while the broker held thousands of heartbeats for it and the socket held
+more: the first pass after the thaw judged every hub against the clock and blamed each one.
+With fences, a frozen, disconnected or backlogged gateway simply stops moving its horizon, and
+the diagnostics below say why, for the control room.
 
 The horizon never goes backwards and never passes the sample's own time.
 """
@@ -37,8 +39,8 @@ class IngestSample:
     """The pipeline as one engine pass found it (real seconds for the loop's own timings)."""
 
     read_at: datetime  # engine time when the pass began (before reading the journal)
+    fence_at: datetime | None  # newest fence whose journal position this pass has applied
     at_head: bool  # the pass read the journal to its head
-    applied_to: datetime | None  # newest received_at among the records of this pass
     connected_s: float | None  # how long the MQTT session has been up; None: not connected
     queue_depth: int  # messages read from the broker, not yet journaled
     queue_max: int  # the ingest queue's bound (full: the broker is holding the rest)
@@ -46,7 +48,8 @@ class IngestSample:
 
 
 def behind_reason(s: IngestSample) -> str | None:
-    """Why this sample cannot vouch for ``read_at``; None when everything is drained."""
+    """Why the horizon may lag ``read_at``, for the control room; None when nothing is known
+    to be waiting (the horizon still moves only with fences)."""
     if s.connected_s is None:
         return "not connected to the broker"
     if s.connected_s < SETTLE_S:
@@ -59,20 +62,14 @@ def behind_reason(s: IngestSample) -> str | None:
         return f"{s.queue_depth} messages waiting to be journaled"
     if not s.at_head:
         return "journal backlog waiting for the engine"
+    if s.fence_at is None:
+        return "waiting for the broker to deliver what it holds (fence not back)"
     return None
 
 
 def advance(horizon: datetime, s: IngestSample) -> datetime:
-    """The horizon after this sample (see the module docstring for the rules)."""
-    reason = behind_reason(s)
-    if reason is None:
-        return max(horizon, s.read_at)
-    reading_keeps_up = (
-        s.connected_s is not None
-        and s.connected_s >= SETTLE_S
-        and s.late_s <= LATE_TOLERANCE_S
-        and s.queue_depth < s.queue_max
-    )
-    if reading_keeps_up and s.applied_to is not None:
-        return max(horizon, min(s.applied_to, s.read_at))
-    return horizon
+    """The horizon after this sample: the newest applied fence, never backwards, never past
+    the sample's own time."""
+    if s.fence_at is None:
+        return horizon
+    return max(horizon, min(s.fence_at, s.read_at))

@@ -186,6 +186,9 @@ class EngineService:
         # (connected, queue depth, depth at which the broker is holding messages for us);
         # wired by the service to its ingest. None: no ingest here (always caught up).
         self.ingest_state: Callable[[], tuple[bool, int, int]] | None = None
+        # The newest fence (``gateway.fence``) at or below a journal watermark; wired with
+        # ``ingest_state``. Only fences move the horizon when there is an ingest.
+        self.fence_at: Callable[[int], datetime | None] | None = None
         self._connected_since: float | None = None
         self._late_s = 0.0
         self.outbox = OutboxPublisher(
@@ -295,8 +298,8 @@ class EngineService:
         since = self._connected_since
         return horizon.IngestSample(
             read_at=read_at,
+            fence_at=None,
             at_head=False,
-            applied_to=None,
             connected_s=None if since is None else time.monotonic() - since,
             queue_depth=depth,
             queue_max=saturated,
@@ -304,10 +307,17 @@ class EngineService:
         )
 
     def _advance_horizon(self, sample: horizon.IngestSample, records: list[JournalRecord]) -> None:
+        applied = records[-1].seq if records else self.watermark
         s = replace(
             sample,
             at_head=len(records) < 500,
-            applied_to=records[-1].received_at if records else None,
+            # No ingest here (a test or a tool): the journal is all there is, and this pass
+            # has read all of it that it will apply.
+            fence_at=(
+                (sample.read_at if len(records) < 500 else None)
+                if self.fence_at is None
+                else self.fence_at(applied)
+            ),
         )
         self.behind = horizon.behind_reason(s)
         self.horizon = horizon.advance(self.horizon or s.read_at, s)

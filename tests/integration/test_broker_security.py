@@ -472,6 +472,12 @@ def test_gateway_over_tls_serves_handsets_and_careline_on_their_own_credentials(
             lambda t, b: t == L.careline_status(HZC.id, "ARC-TLS-1") and b["status"] == "received",
             "the call-out's received status",
         )
+        # The provisioned ACL lets the gateway hear its own fences, without which supervision
+        # could never judge a silent device (gateway.fence).
+        deadline = time.monotonic() + 20
+        while gateway.process.metric("telecare_ingest_fences_total") < 2:
+            assert time.monotonic() < deadline, "no fence came back through the provisioned ACL"
+            time.sleep(0.2)
     except AssertionError:
         print(gateway.process.log())
         print(broker.log())

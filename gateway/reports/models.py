@@ -1,0 +1,168 @@
+"""The shapes of the reports (JSON from the API and the CLI; the CSV returns are flat views of
+them). Times are seconds; percentiles are ``percentile_disc`` (an observed duration)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.reports.scope import PeriodKind
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PeriodOut(_Model):
+    kind: PeriodKind
+    label: str
+    first_day: date = Field(description="First local day of the period.")
+    last_day: date = Field(description="Last local day of the period (included).")
+    start: datetime = Field(description="Local midnight starting the period, as UTC.")
+    end: datetime = Field(description="Local midnight ending the period (excluded), as UTC.")
+    timezone: str
+
+
+class ReportHead(_Model):
+    scheme: str
+    scheme_name: str
+    period: PeriodOut
+    night_start: time
+    night_end: time
+    generated_at: datetime
+    suppressed: bool = Field(
+        default=False, description="Counts under 5 are withheld (shown as null)."
+    )
+
+
+class TargetOut(_Model):
+    priority: str
+    measure: str = Field(description="answer (raised to accepted) or attend (deploy to arrived)")
+    tier: int
+    within_s: int
+    goal_pct: float
+
+
+class Durations(_Model):
+    """Seconds, over the counted alarms that have the measure."""
+
+    n: int | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    max: float | None
+
+
+class Within(_Model):
+    tier: int
+    met: int | None
+    of: int | None
+    pct: float | None = Field(description="100 * met / of, to 2 places; null when of is 0.")
+
+
+class Group(_Model):
+    dimension: str = Field(description="all, priority, kind, night or week")
+    value: str
+    alarms: int | None
+    test_calls: int | None
+    cancelled: int | None
+    false_alarms: int | None
+    counted: int | None
+    deployed: int | None
+    answered: int | None
+    arrived: int | None
+    resolved: int | None
+    accept: Durations
+    arrive: Durations
+    attend: Durations
+    resolve: Durations
+    answer_within: list[Within]
+    attend_within: list[Within]
+
+
+class HistogramBar(_Model):
+    minute: int = Field(description="Whole minutes to accept; 10 means 10 or more.")
+    alarms: int | None
+
+
+class ResponseReport(_Model):
+    head: ReportHead
+    targets: list[TargetOut]
+    groups: list[Group]
+    accept_histogram: list[HistogramBar]
+
+
+class KindCount(_Model):
+    kind: str
+    alarms: int | None
+    counted: int | None
+
+
+class WakingNight(_Model):
+    night: date = Field(description="Local date the night began.")
+    carer_id: str | None = Field(description="Withheld from commissioners.")
+    disturbances: int
+
+
+class FaultRow(_Model):
+    code: str
+    faults: int | None
+    mended: int | None
+    mend_p50_s: float | None
+    mend_max_s: float | None
+
+
+class KpiPack(_Model):
+    head: ReportHead
+    alarms: int | None
+    by_kind: list[KindCount]
+    falls: int | None
+    falls_with_ambulance: int | None
+    ambulance: int | None
+    hospital_admissions: int | None
+    unable_to_gain_access: int | None
+    emergency_callouts: int | None
+    callouts_within: list[Within]
+    callouts_within_24h: Within
+    waking_nights: list[WakingNight]
+    faults: list[FaultRow]
+
+
+class NotifiableEvent(_Model):
+    alarm_id: UUID
+    category: str = Field(
+        description="hospital_admission, unable_to_gain_access, not_returning, major_incident"
+    )
+    client_ref: str | None
+    kind: str | None
+    priority: str
+    outcome: str | None
+    raised_at: datetime
+    resolved_at: datetime | None
+    local_day: date = Field(description="Local day of the event (resolution, else raising).")
+    notify_by: date = Field(description="The next working day after local_day.")
+
+
+class NotifiableList(_Model):
+    head: ReportHead
+    events: list[NotifiableEvent]
+
+
+class VisitRow(_Model):
+    client_ref: str
+    week_start: date
+    actual: int
+    frustrated: int
+    cancelled: int
+    missed: int
+    extra: int
+    visits: int
+    duration_s: float
+    last_day: date | None
+
+
+class VisitReturn(_Model):
+    head: ReportHead
+    rows: list[VisitRow]
