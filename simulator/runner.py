@@ -248,7 +248,10 @@ class Sim:
             )
             h = Handset(w, a.carer, shift.zone if shift else None)
             w.handsets[a.carer] = h
-            await h.login()
+            # Not awaited here: a login waits for its PUBACK, and a broker that is slow to
+            # acknowledge must not hold up the rest of the schedule (that would be counted as
+            # the simulator's own clock slip). The message is queued in order all the same.
+            w.spawn(self._login(h))
         elif isinstance(a, Logout):
             if a.carer in w.handsets:
                 w.spawn(w.handsets[a.carer].logout(finish_first=True))
@@ -301,6 +304,12 @@ class Sim:
                 w.handsets[a.carer].go_silent(a.for_s)
         elif isinstance(a, Visit):
             w.spawn(self._visit(a))
+
+    async def _login(self, h: Handset) -> None:
+        try:
+            await h.login()
+        except wire.PublishFailed:
+            self.rec.counts["actions_not_played"] += 1
 
     async def _visit(self, v: Visit) -> None:
         """A run's planned visit: when both are free (late if that is 30 min after plan)."""
