@@ -40,7 +40,14 @@ from api_models.carer_page import (
 from api_models.carers import Carer, CarerStatusIn, Position
 from api_models.common import Accepted, Shape, Status
 from api_models.credentials import Account, DevCredentials, load_dev_credentials
-from api_models.devices import MaintenanceAccepted, MaintenanceIn
+from api_models.devices import (
+    DeviceHealth,
+    DeviceHealthBoard,
+    DeviceProblem,
+    MaintenanceAccepted,
+    MaintenanceIn,
+    ProblemKind,
+)
 from api_models.health import (
     ClockReading,
     Health,
@@ -48,6 +55,17 @@ from api_models.health import (
     Readiness,
     ShipperStatus,
     StreamStatus,
+)
+from api_models.kpi import KpiFigures, SchemeKpi
+from api_models.operator import (
+    ActionRequest,
+    ActionStatus,
+    AssignIn,
+    NoteIn,
+    OnBehalfIn,
+    OperatorAccepted,
+    ResolveIn,
+    SilenceIn,
 )
 from api_models.records import DeadLetterRow, DeviceEventRow
 from api_models.streams import Alert
@@ -58,9 +76,12 @@ __all__ = [
     "Account",
     "ActionAccepted",
     "ActionIn",
+    "ActionRequest",
+    "ActionStatus",
     "Alarm",
     "AlarmDetail",
     "Alert",
+    "AssignIn",
     "AuditEntry",
     "Candidate",
     "Carer",
@@ -75,22 +96,33 @@ __all__ = [
     "DecisionRecord",
     "DevCredentials",
     "DeviceEventRow",
+    "DeviceHealth",
+    "DeviceHealthBoard",
+    "DeviceProblem",
     "DispatchOffer",
     "Health",
     "HeldAlarm",
     "IngestStats",
+    "KpiFigures",
     "LoginIn",
     "MaintenanceAccepted",
     "MaintenanceIn",
+    "NoteIn",
     "Offer",
+    "OnBehalfIn",
+    "OperatorAccepted",
     "Position",
     "PresenceIn",
+    "ProblemKind",
     "Readiness",
+    "ResolveIn",
     "Role",
+    "SchemeKpi",
     "SessionInfo",
     "SessionOut",
     "Shape",
     "ShipperStatus",
+    "SilenceIn",
     "Status",
     "StreamStatus",
     "TimelineRow",

@@ -54,6 +54,13 @@ class Alarm(Shape):
     outcome: str | None = None
     note: str = ""
     reason: str = ""
+    silenced_until: datetime | None = Field(
+        default=None, description="Repeat alerts held until then (the control room silenced it)."
+    )
+    acked_by: str | None = Field(default=None, description="Who acknowledged its alerts.")
+    acked_state: str | None = Field(
+        default=None, description="The state it was acknowledged in: repeats held while in it."
+    )
 
     @property
     def rank(self) -> tuple[int, datetime]:

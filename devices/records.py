@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.events import CarelineCallout, DeviceEvent
 from devices.storable import StoredText, StoredTime
-from responders.protocol import CarerStatus, HandsetAction, HandsetPresence
+from responders.protocol import CarerStatus, HandsetAction, HandsetPresence, OutcomeCode
 
 CARER_ID = r"^[A-Za-z0-9._-]{1,64}$"
 DEVICE_ID = r"^[A-Za-z0-9._-]{1,64}$"
@@ -56,6 +56,16 @@ class ControlOp(StrEnum):
     CARER_STATUS = "carer_status"
     DEVICE_MODE = "device_mode"
     PROMOTE = "promote"
+    # An operator's action on an alarm (``AlarmControl``); the engine's ``OperatorOp``.
+    ASSIGN = "assign"
+    ESCALATE = "escalate"
+    ACCEPT = "accept"
+    ARRIVED = "arrived"
+    RESOLVE = "resolve"
+    NOTE = "note"
+    ACKNOWLEDGE = "acknowledge"
+    SILENCE = "silence"
+    CLEAR_FAULT = "clear_fault"  # a device's technical fault seen to (``FaultControl``)
 
 
 class _Control(BaseModel):
@@ -91,8 +101,43 @@ class PromoteControl(_Control):
     alarm_id: UUID
 
 
+class OperatorControl(_Control):
+    """An operator's action the engine takes as an ``OperatorIn``-like input: the engine's
+    ``gateway.engine.operator.from_record`` converts every subclass."""
+
+
+class AlarmControl(OperatorControl):
+    """An operator's action on one alarm: assign, escalate, accept or mark arrived for a
+    carer, resolve, note, acknowledge or silence its alerts."""
+
+    op: Literal[
+        ControlOp.ASSIGN,
+        ControlOp.ESCALATE,
+        ControlOp.ACCEPT,
+        ControlOp.ARRIVED,
+        ControlOp.RESOLVE,
+        ControlOp.NOTE,
+        ControlOp.ACKNOWLEDGE,
+        ControlOp.SILENCE,
+    ]
+    alarm_id: UUID
+    carers: tuple[Annotated[str, Field(pattern=CARER_ID)], ...] = Field(default=(), max_length=2)
+    outcome: OutcomeCode | None = None
+    note: StoredText = Field(default="", max_length=1000)
+    until: StoredTime | None = None
+
+
+class FaultControl(OperatorControl):
+    """A device's technical fault (low battery, tamper...) seen to: off the fault queue."""
+
+    op: Literal[ControlOp.CLEAR_FAULT] = ControlOp.CLEAR_FAULT
+    device_id: str = Field(pattern=DEVICE_ID)
+    code: str = Field(pattern=r"^[a-z_]{1,32}$")
+
+
 ControlRecord = Annotated[
-    CarerStatusControl | DeviceModeControl | PromoteControl, Field(discriminator="op")
+    CarerStatusControl | DeviceModeControl | PromoteControl | AlarmControl | FaultControl,
+    Field(discriminator="op"),
 ]
 
 Record = Annotated[
@@ -120,5 +165,5 @@ def record_key(scheme: str, record: Record) -> str:
             return f"{scheme}/{record.carer_id}/{record.action_id}"
         case PresenceRecord():
             return f"{scheme}/{record.carer_id}/{record.presence_id}"
-        case CarerStatusControl() | DeviceModeControl() | PromoteControl():
+        case CarerStatusControl() | DeviceModeControl() | PromoteControl() | OperatorControl():
             raise ValueError("control records are keyed by the caller (each one is new)")

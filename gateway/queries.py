@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -18,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api_models import AuditEntry, DeadLetterRow, Decision, DeviceEventRow, TimelineRow
 from gateway.api.ports import DatabaseUnavailable, NotAnId
+from gateway.kpi import AlarmTimes
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,21 @@ class Queries:
 
     async def audit(self, limit: int, username: str | None, action: str | None) -> list[AuditEntry]:
         return await read_audit(self.pool, limit, username, action)
+
+    async def alarm_times(self, scheme: str, since: datetime) -> list[AlarmTimes]:
+        """Each alarm raised since ``since``: its most urgent priority and first accept,
+        arrival and close (engine time). Test calls never raised are not alarms."""
+        rows = await self.pool.fetch(
+            "SELECT alarm_id::text AS alarm_id, min(priority) AS priority,"
+            " min(at) FILTER (WHERE step = 'raised') AS raised,"
+            " min(at) FILTER (WHERE step IN ('accepted', 'accepted_one')) AS accepted,"
+            " min(at) FILTER (WHERE step = 'arrived') AS arrived,"
+            " min(at) FILTER (WHERE step IN ('resolved', 'cancelled')) AS closed"
+            " FROM alarm_events WHERE scheme = %s AND at >= %s"
+            " GROUP BY alarm_id HAVING min(at) FILTER (WHERE step = 'raised') IS NOT NULL",
+            (scheme, since),
+        )
+        return [AlarmTimes(**r) for r in rows]
 
     async def alarm_history(self, alarm_id: str) -> tuple[list[TimelineRow], list[Decision]]:
         timeline = await self.pool.fetch(

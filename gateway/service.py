@@ -31,7 +31,7 @@ from gateway.clock import scaled
 from gateway.config import Settings
 from gateway.engine.shell import EngineService
 from gateway.ingest import Ingest
-from gateway.journal import Incoming, Journal
+from gateway.journal import CommitResult, Incoming, Journal
 from gateway.metrics import Metrics
 from gateway.queries import Pool, Queries, write_audit
 from gateway.registry import SchemeRegistry
@@ -147,13 +147,17 @@ class Gateway:
 
     # ---- the API's control inbox (gateway.api.ports.ControlInbox) --------------------------
 
-    async def submit_control(self, scheme: str, body: dict[str, Any]) -> None:
-        """A control-room instruction from the API: journaled like any input, then applied."""
+    async def submit_control(
+        self, scheme: str, body: dict[str, Any], key: str | None = None
+    ) -> bool:
+        """A control-room instruction from the API: journaled like any input, then applied.
+        ``key`` (the caller's idempotency key) makes a retry a duplicate: False."""
         now = self.clock.now()
         # Typed at the boundary: a control row the database would refuse is refused here.
         record = RECORDS.validate_python({**body, "record_type": RecordType.CONTROL, "at": now})
-        rec = Decoded(RecordType.CONTROL, scheme, f"control/{uuid.uuid4()}", record)
-        await self._commit(Incoming(f"api/{scheme}/control", now, records=[rec]))
+        rec = Decoded(RecordType.CONTROL, scheme, key or f"control/{uuid.uuid4()}", record)
+        [result] = await self._commit(Incoming(f"api/{scheme}/control", now, records=[rec]))
+        return result.new > 0
 
     async def submit_carer(
         self, scheme: str, rec_type: RecordType, key: str, body: dict[str, Any]
@@ -165,10 +169,11 @@ class Gateway:
         rec = Decoded(rec_type, scheme, key, record)
         await self._commit(Incoming(f"web/{scheme}/carer", now, records=[rec]))
 
-    async def _commit(self, item: Incoming) -> None:
+    async def _commit(self, item: Incoming) -> list[CommitResult]:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.writer, self.journal.commit, [item])
+        results = await loop.run_in_executor(self.writer, self.journal.commit, [item])
         self.engine.wake.set()
+        return results
 
     # ---- the API's health view (gateway.api.ports.HealthView) ------------------------------
 

@@ -13,10 +13,12 @@ import psycopg
 from devices.records import (
     RECORDS,
     ActionRecord,
+    AlarmControl,
     CalloutRecord,
     CarerStatusControl,
     DeviceModeControl,
     EventRecord,
+    FaultControl,
     PresenceRecord,
     PromoteControl,
 )
@@ -170,15 +172,19 @@ _CONTROL_COPY = (
 
 
 def _control_row(
-    r: JournalRecord, c: CarerStatusControl | DeviceModeControl | PromoteControl, gw: str
+    r: JournalRecord,
+    c: CarerStatusControl | DeviceModeControl | PromoteControl | AlarmControl | FaultControl,
+    gw: str,
 ) -> tuple[Any, ...]:
     match c:
         case CarerStatusControl():
             target = c.carer_id
         case DeviceModeControl():
             target = c.device_id
-        case PromoteControl():
+        case PromoteControl() | AlarmControl():
             target = str(c.alarm_id)
+        case FaultControl():
+            target = c.device_id
     body = RECORDS.dump_json(c).decode()
     return (r.received_at, r.scheme, c.op.value, target, c.by, body, gw, r.seq)
 
@@ -203,7 +209,13 @@ async def ship_records(
                 callouts.append(_callout_row(r, c, gw))
             case ActionRecord() | PresenceRecord() as m:
                 carer.append(_carer_row(r, m, gw))
-            case CarerStatusControl() | DeviceModeControl() | PromoteControl() as ctl:
+            case (
+                CarerStatusControl()
+                | DeviceModeControl()
+                | PromoteControl()
+                | AlarmControl()
+                | FaultControl()
+            ) as ctl:
                 control.append(_control_row(r, ctl, gw))
             case None:
                 raise UnshippableRow(f"journal row {r.seq} is unreadable: {r.error}")

@@ -79,7 +79,9 @@ async def promote(
         raise HTTPException(404, f"no alarm {alarm_id}")
     if a.state != "test_call":
         raise HTTPException(409, f"alarm {alarm_id} is {a.state}, not a test call")
-    await inbox.submit_control(a.scheme, {"op": "promote", "alarm_id": str(alarm_id)})
+    await inbox.submit_control(
+        a.scheme, {"op": "promote", "alarm_id": str(alarm_id), "by": me.username}
+    )
     await auth.audit.arecord(
         "alarm.promote",
         username=me.username,

@@ -17,7 +17,10 @@ from gateway.api import (
     docs,
     errors,
     health,
+    kpi,
+    operator,
     records,
+    reports,
     session,
     users,
 )
@@ -31,12 +34,15 @@ ROUTERS = (
     clock.router,
     records.router,
     alarms.router,
+    operator.router,
     carers.router,
     devices.router,
+    kpi.router,
     alerts.router,
     users.router,
     audit.router,
     carer_page.router,
+    reports.router,
 )
 
 

@@ -47,6 +47,7 @@ async def set_carer_status(
             "op": "carer_status",
             "carer_id": carer_id,
             "status": body.status.value,
+            "by": me.username,
         },
     )
     await auth.audit.arecord(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import time
 from typing import Any
 
 from api_models import (
@@ -10,15 +11,19 @@ from api_models import (
     Carer,
     CarerPageState,
     ClockReading,
+    DeviceHealth,
+    DeviceHealthBoard,
+    DeviceProblem,
     DispatchOffer,
     HeldAlarm,
+    ProblemKind,
 )
 from devices.scheme import Scheme
 from gateway.clock import Clock
-from gateway.engine import routing
+from gateway.engine import operator, routing
 from gateway.engine.core import SLEEP_IN_DISTURBANCE_LIMIT, night_of
 from gateway.engine.model import Alarm as EngineAlarm
-from gateway.engine.model import Offer, to_json
+from gateway.engine.model import Offer, OperatorIn, to_json
 from gateway.engine.shell import EngineService
 from gateway.registry import SchemeRegistry
 
@@ -138,6 +143,86 @@ class EngineLiveView:
 
     def maintenance_default_minutes(self, scheme_id: str) -> int:
         return self._engine.core._policy(scheme_id).maintenance_default_s // 60
+
+    def device_health(self, scheme_id: str | None) -> DeviceHealthBoard:
+        """Devices with a problem, from the engine's memory: offline (no contact), open
+        technical faults, test windows. Most urgent problem first, then the oldest."""
+        st = self._engine.state
+        now = self._clock.now()
+        order = list(ProblemKind)
+        rows: list[DeviceHealth] = []
+        total = 0
+        for sid in sorted(self._registry.schemes):
+            if scheme_id is not None and sid != scheme_id:
+                continue
+            scheme = self._registry.schemes[sid]
+            total += len(scheme.devices)
+            for d in scheme.devices:
+                key = f"{sid}/{d.device_id}"
+                seen = st.device_seen.get(key)
+                problems: list[DeviceProblem] = []
+                if key in st.no_contact:
+                    problems.append(
+                        DeviceProblem(
+                            kind=ProblemKind.OFFLINE, since=seen, detail="missed heartbeats"
+                        )
+                    )
+                for kind in order:
+                    since = st.device_faults.get(f"{key}/{kind.value}")
+                    if since is not None:
+                        problems.append(DeviceProblem(kind=kind, since=since))
+                until = st.device_mode.get(key)
+                if until is not None and until > now:
+                    problems.append(
+                        DeviceProblem(
+                            kind=ProblemKind.TEST_WINDOW,
+                            since=None,
+                            detail=f"until {until.isoformat()}",
+                        )
+                    )
+                if not problems:
+                    continue
+                problems.sort(key=lambda p: order.index(p.kind))
+                flat = scheme.flat_of(d)
+                beat = d.expected_heartbeat_s
+                missed = int((now - seen).total_seconds() // beat) if seen is not None else 0
+                rows.append(
+                    DeviceHealth(
+                        scheme=sid,
+                        device_id=d.device_id,
+                        type=d.type.value,
+                        flat_id=flat.id if flat else None,
+                        location=d.location,
+                        last_heard=seen,
+                        heartbeat_s=beat,
+                        missed_heartbeats=max(missed, 0),
+                        test_window_until=until if until is not None and until > now else None,
+                        problems=tuple(problems),
+                    )
+                )
+        rows.sort(
+            key=lambda r: (
+                order.index(r.problems[0].kind),
+                r.problems[0].since or now,
+                r.key,
+            )
+        )
+        counts: dict[str, int] = {}
+        for r in rows:
+            for p in r.problems:
+                counts[p.kind.value] = counts.get(p.kind.value, 0) + 1
+        return DeviceHealthBoard(now=now, devices=tuple(rows), counts=counts, total_devices=total)
+
+    def night_hours(self, scheme_id: str) -> tuple[time, time]:
+        policy = self._engine.core._policy(scheme_id)
+        return policy.night_start, policy.night_end
+
+    def operator_check(self, inp: OperatorIn) -> operator.Verdict:
+        scheme = self._registry.schemes.get(inp.scheme)
+        if scheme is None:
+            return operator.Verdict(operator.Answer.REFUSED, f"scheme {inp.scheme!r} unknown")
+        a = self._engine.state.alarms.get(inp.alarm_id)
+        return operator.check(scheme, a, inp, self._clock.now())
 
     def stream(self, key: str, event: str) -> AsyncIterator[str]:
         return self._engine.hub.sse(key, event)

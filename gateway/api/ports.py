@@ -4,6 +4,7 @@ hand the app fakes. Nothing here imports the service, so there is no import circ
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, time
 from typing import Any, Protocol
 
 from api_models import (
@@ -15,12 +16,16 @@ from api_models import (
     DeadLetterRow,
     Decision,
     DeviceEventRow,
+    DeviceHealthBoard,
     IngestStats,
     Readiness,
     TimelineRow,
 )
 from devices.decoders import RecordType
 from devices.scheme import Scheme
+from gateway.engine.model import OperatorIn
+from gateway.engine.operator import Verdict
+from gateway.kpi import AlarmTimes
 
 
 class DatabaseUnavailable(Exception):
@@ -50,6 +55,16 @@ class LiveView(Protocol):
 
     def maintenance_default_minutes(self, scheme_id: str) -> int: ...
 
+    def device_health(self, scheme_id: str | None) -> DeviceHealthBoard: ...
+
+    def night_hours(self, scheme_id: str) -> tuple[time, time]:
+        """The scheme's night window (local start, end), from its triage policy."""
+        ...
+
+    def operator_check(self, inp: OperatorIn) -> Verdict:
+        """Does an operator's action still apply to the alarm as the engine holds it now?"""
+        ...
+
     def stream(self, key: str, event: str) -> AsyncIterator[str]:
         """Server-sent events for one subscriber of the dispatch hub."""
         ...
@@ -58,7 +73,11 @@ class LiveView(Protocol):
 class ControlInbox(Protocol):
     """Where the API's instructions go: journaled like any input, then applied by the engine."""
 
-    async def submit_control(self, scheme: str, body: dict[str, Any]) -> None: ...
+    async def submit_control(
+        self, scheme: str, body: dict[str, Any], key: str | None = None
+    ) -> bool:
+        """Journal a control instruction; False if ``key`` was journaled already (a retry)."""
+        ...
 
     async def submit_carer(
         self, scheme: str, rec_type: RecordType, key: str, body: dict[str, Any]
@@ -77,6 +96,8 @@ class Queries(Protocol):
     ) -> list[AuditEntry]: ...
 
     async def alarm_history(self, alarm_id: str) -> tuple[list[TimelineRow], list[Decision]]: ...
+
+    async def alarm_times(self, scheme: str, since: datetime) -> list[AlarmTimes]: ...
 
 
 class HealthView(Protocol):

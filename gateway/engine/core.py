@@ -21,7 +21,7 @@ from typing import Any
 from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
-from gateway.engine import routing, travel
+from gateway.engine import operator, routing, travel
 from gateway.engine.model import (
     PRIORITY_RANK,
     ActionIn,
@@ -41,11 +41,14 @@ from gateway.engine.model import (
     DeviceModeIn,
     EscalationChain,
     EventIn,
+    FaultClearIn,
     FollowUpTask,
     Input,
     NotifyControlRoom,
     NotifyOnCall,
     Offer,
+    OperatorIn,
+    OperatorOp,
     Outcome,
     PresenceIn,
     PromoteIn,
@@ -72,6 +75,9 @@ from responders.models import ShiftRole
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
 _ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
+_FAULT_KINDS = frozenset(
+    {EventKind.LOW_BATTERY, EventKind.TAMPER, EventKind.POWER_FAIL, EventKind.LINK_FAIL}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,10 @@ class EngineState:
     # Sleep-in disturbances: "<scheme>/<carer>/<night start date>" -> alarms attended.
     disturbances: Mapping[str, int] = field(default_factory=dict)
     lag_alerted: bool = False  # the control room has been told the gateway is behind
+    # Open technical faults, "<scheme>/<device>/<kind>" -> since (received): the device-health
+    # queue. Power failure clears on power restored, a link failure when the device is heard
+    # again; low battery and tamper stay until an operator says they were seen to.
+    device_faults: Mapping[str, datetime] = field(default_factory=dict)
 
 
 SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
@@ -125,6 +135,7 @@ class _Tx:
         self.coverage = state.coverage_alerted
         self.lag_alerted = state.lag_alerted
         self.disturbances: dict[str, int] | None = None
+        self.faults: dict[str, datetime] | None = None
         self.cmds: list[Command] = []
 
     def alarm_map(self) -> Mapping[str, Alarm]:
@@ -173,7 +184,21 @@ class _Tx:
             coverage_alerted=self.coverage,
             disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
             lag_alerted=self.lag_alerted,
+            device_faults=self.faults if self.faults is not None else s.device_faults,
         )
+
+    def fault(self, key: str, since: datetime | None) -> bool:
+        """Open (``since``) or clear (None) a device fault; True if that changed anything."""
+        faults = self.faults if self.faults is not None else self.state.device_faults
+        if (key in faults) == (since is not None):
+            return False
+        if self.faults is None:
+            self.faults = dict(self.state.device_faults)
+        if since is None:
+            self.faults.pop(key, None)
+        else:
+            self.faults[key] = since
+        return True
 
     def disturb(self, key: str) -> int:
         if self.disturbances is None:
@@ -230,6 +255,21 @@ class Core:
                 self._on_device_mode(tx, inp)
             case PromoteIn():
                 self._on_promote(tx, inp)
+            case OperatorIn():
+                self._on_operator(tx, inp)
+            case FaultClearIn():
+                key = f"{inp.scheme}/{inp.device_id}/{inp.code}"
+                if tx.fault(key, None):
+                    tx.cmds.append(
+                        RaiseTechnical(
+                            inp.scheme,
+                            inp.device_id,
+                            inp.code,
+                            f"seen to by {inp.by}",
+                            tx.now,
+                            cleared=True,
+                        )
+                    )
             case TimerIn():
                 a = tx.alarm_map().get(inp.alarm_id)
                 # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
@@ -259,7 +299,8 @@ class Core:
     ) -> Alarm:
         at = self._at(a, tx.now)
         new_state = AlarmState(state) if state in AlarmState.__members__.values() else a.state
-        a = replace(a, last_at=at, state=new_state)
+        nagged = a.nagged if new_state is a.state else 0
+        a = replace(a, last_at=at, state=new_state, nagged=nagged)
         tx.cmds.append(
             RecordTransition(a.alarm_id, a.scheme, state, at, a.priority, carer_id, detail)
         )
@@ -445,18 +486,20 @@ class Core:
             )
         )
         level = higher(a.priority, Priority.P1)
-        tx.cmds.append(
-            NotifyControlRoom(
-                a.scheme,
-                level,
-                "escalated",
-                f"{a.kind} alarm unanswered ({why}); offered to {len(sent)} on shift",
-                a.alarm_id,
+        # A repeat the control room has acknowledged or silenced is held (offers still go out).
+        if not (a.state is AlarmState.ESCALATED and self._quiet(a, tx.now)):
+            tx.cmds.append(
+                NotifyControlRoom(
+                    a.scheme,
+                    level,
+                    "escalated",
+                    f"{a.kind} alarm unanswered ({why}); offered to {len(sent)} on shift",
+                    a.alarm_id,
+                )
             )
-        )
-        seniors: list[str | None] = list(routing.on_call_seniors(scheme, tx.now)) or [None]
-        for senior in seniors:
-            tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, f"escalated: {why}"))
+            seniors: list[str | None] = list(routing.on_call_seniors(scheme, tx.now)) or [None]
+            for senior in seniors:
+                tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, f"escalated: {why}"))
         if a.chain.advise_edt:
             tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, f"mobile response unanswered: {why}"))
         first = a.state is AlarmState.RAISED
@@ -504,6 +547,7 @@ class Core:
         for a in tx.alarm_map().values():
             if _event_ref(e) in a.event_ids:
                 return  # a duplicate never opens a second alarm
+        self._track_fault(tx, key, EventKind(e.kind), heard)
         resident, flat_id = self._resident_of(scheme, e.device_id)
         # Night or day by when the gateway received the event, not when the engine got to it:
         # a backlog must not turn a 03:00 door-open into a daytime one (nor trust a device clock).
@@ -575,6 +619,16 @@ class Core:
             reason=t.reason,
         )
         self._open_alarm(tx, a, t.defer_s)
+
+    @staticmethod
+    def _track_fault(tx: _Tx, key: str, kind: EventKind, heard: datetime) -> None:
+        """Keep the device-health queue: technical faults open here and close on their clear."""
+        if kind in _FAULT_KINDS:
+            tx.fault(f"{key}/{kind.value}", heard)
+        elif kind is EventKind.POWER_RESTORED:
+            tx.fault(f"{key}/{EventKind.POWER_FAIL.value}", None)
+        elif kind is not EventKind.LINK_FAIL:
+            tx.fault(f"{key}/{EventKind.LINK_FAIL.value}", None)  # heard: the link works
 
     # ---- test windows -----------------------------------------------------------------------
 
@@ -711,6 +765,140 @@ class Core:
         a = self._transition(tx, a, "promoted", None, by=p.by)
         a = replace(a, state=AlarmState.RAISED, reason=f"{a.reason}; promoted from a test call")
         self._open_alarm(tx, a, None)  # the operator has judged it real: no bed-exit wait
+
+    # ---- the control room's actions ---------------------------------------------------------
+
+    @staticmethod
+    def _quiet(a: Alarm, now: datetime) -> bool:
+        """Has the control room held this alarm's repeat alerts (silenced, or acknowledged in
+        the state it is still in)? The first alert of each kind always goes."""
+        silenced = a.silenced_until is not None and a.silenced_until > now
+        return silenced or a.acked_state == a.state.value
+
+    def _on_operator(self, tx: _Tx, inp: OperatorIn) -> None:
+        """An operator's action, checked again here: the alarm may have moved on since the
+        API said yes. A refusal is told to the control room; "already" changes nothing."""
+        scheme = self.schemes.get(inp.scheme)
+        if scheme is None:
+            return
+        a = tx.alarm_map().get(inp.alarm_id)
+        verdict = operator.check(scheme, a, inp, tx.now)
+        if verdict.answer is operator.Answer.REFUSED:
+            tx.cmds.append(
+                NotifyControlRoom(
+                    inp.scheme,
+                    Priority.P3,
+                    "operator_refused",
+                    f"{inp.op.value} by {inp.by} not applied: {verdict.reason}",
+                    inp.alarm_id if a is not None else None,
+                )
+            )
+            return
+        if verdict.answer is operator.Answer.ALREADY or a is None:
+            return
+        detail: dict[str, Any] = {"op": inp.op.value, "by": inp.by}
+        if inp.carers:
+            detail["carers"] = list(inp.carers)
+        if inp.op is OperatorOp.NOTE:
+            detail["note"] = inp.note[:1000]
+        if inp.until is not None:
+            detail["until"] = inp.until.isoformat()
+        cid = inp.carers[0] if len(inp.carers) == 1 else None
+        a = self._transition(tx, a, "operator", cid, **detail)
+        tx.put_alarm(a)
+        match inp.op:
+            case OperatorOp.NOTE:
+                pass
+            case OperatorOp.ACKNOWLEDGE:
+                tx.put_alarm(replace(a, acked_by=inp.by, acked_state=a.state.value))
+            case OperatorOp.SILENCE:
+                until = inp.until if inp.until is not None and inp.until > tx.now else None
+                tx.put_alarm(replace(a, silenced_until=until))
+            case OperatorOp.RESOLVE:
+                assert inp.outcome is not None  # checked
+                self._resolve(tx, a, None, inp.outcome, inp.note, by=inp.by)
+            case OperatorOp.ESCALATE:
+                tx.put_alarm(self._escalate(tx, a, f"escalated now by the control room ({inp.by})"))
+            case OperatorOp.ASSIGN:
+                self._assign(tx, scheme, a, inp)
+            case OperatorOp.ACCEPT:
+                held = self._busy_elsewhere(tx, a, inp.carers[0])
+                if held is not None:
+                    tx.cmds.append(
+                        NotifyControlRoom(
+                            inp.scheme,
+                            Priority.P3,
+                            "operator_refused",
+                            f"accept by {inp.by} not applied: {inp.carers[0]} holds"
+                            f" {held.priority} alarm {held.alarm_id[:8]}; reassign one of them",
+                            a.alarm_id,
+                        )
+                    )
+                    return
+                self._on_action(
+                    tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ACCEPT, a.alarm_id)
+                )
+            case OperatorOp.ARRIVED:
+                self._on_action(
+                    tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ARRIVED, a.alarm_id)
+                )
+
+    def _assign(self, tx: _Tx, scheme: Scheme, a: Alarm, inp: OperatorIn) -> None:
+        """Offer the alarm to the carers the operator chose, withdrawing everyone else's offer
+        or acceptance (each is told why). The offer times out like any other."""
+        keep = set(inp.carers)
+        why = f"reassigned by the control room ({inp.by})"
+        kept = []
+        dropped = []
+        for o in a.offers:
+            if o.carer_id in keep:
+                kept.append(o)
+            else:
+                tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
+                dropped.append(o.carer_id)
+        left = [c for c in a.accepted_by if c not in keep]
+        for cid in left:
+            tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, f"{a.alarm_id}.held", why))
+            c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
+            if c is not None and c.busy_with == a.alarm_id:
+                tx.put_carer(replace(c, busy_with=None))
+        prior = a.state
+        a = replace(
+            a,
+            offers=tuple(kept),
+            accepted_by=tuple(c for c in a.accepted_by if c in keep),
+            arrived_by=tuple(c for c in a.arrived_by if c in keep),
+            tried=(*a.tried, *dropped, *left),
+            double_handed=a.double_handed or len(keep) > 1,
+        )
+        have = operator.holders(a)
+        new = [c for c in inp.carers if c not in have]
+        for cid in new:
+            role = "primary" if not a.accepted_by and not a.offers else "second"
+            a = self._send_offer(tx, scheme, a, cid, role)
+        tx.cmds.append(
+            RecordDecision(
+                a.alarm_id,
+                a.scheme,
+                self._at(a, tx.now),
+                {
+                    "step": "assign",
+                    "rule": f"assigned by the control room ({inp.by})",
+                    "priority": a.priority.value,
+                    "needed": self._needed(a),
+                    "chosen": list(inp.carers),
+                },
+            )
+        )
+        if len(a.accepted_by) >= self._needed(a):
+            tx.put_alarm(a)  # only a surplus carer was let go: still accepted
+            return
+        a = self._transition(tx, a, AlarmState.OFFERED, inp.carers[0], offered_to=new)
+        if prior is AlarmState.RAISED:
+            self._careline(tx, a, "offered")
+        elif prior is AlarmState.ACCEPTED:
+            self._careline(tx, a, "reoffered")
+        tx.put_alarm(self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s))
 
     def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
         raised = higher(a.priority, priority)
@@ -1046,10 +1234,16 @@ class Core:
             old = self._dispatch(tx, old)
         tx.put_alarm(old)
 
-    def _resolve(self, tx: _Tx, a: Alarm, cid: str, outcome: Outcome, note: str) -> None:
+    def _resolve(
+        self, tx: _Tx, a: Alarm, cid: str | None, outcome: Outcome, note: str, by: str = ""
+    ) -> None:
+        """Close ``a`` with an outcome: by the carer ``cid``, or by the operator ``by``."""
         a = replace(a, outcome=outcome, note=note[:1000])
         self._free_carers(tx, a)
-        a = self._transition(tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value, note=a.note)
+        extra = {"by": by} if by else {}
+        a = self._transition(
+            tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value, note=a.note, **extra
+        )
         self._careline(tx, a, "resolved", outcome=outcome.value)
         if outcome is Outcome.UNABLE_TO_GAIN_ACCESS:
             # The seeds' no-response policy: never closes silently.
@@ -1069,7 +1263,10 @@ class Core:
             if a.chain.advise_edt:
                 tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, msg))
         # The resolver knows; a pair's other carer and any still-live offer are told.
-        tx.put_alarm(self._close(tx, a, f"resolved by {cid}", told=(cid,)))
+        if cid is None:
+            tx.put_alarm(self._close(tx, a, f"resolved by the control room ({by})"))
+        else:
+            tx.put_alarm(self._close(tx, a, f"resolved by {cid}", told=(cid,)))
 
     def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
         assert a.deadline is not None
@@ -1107,27 +1304,31 @@ class Core:
                             "please mark arrived, or tell the control room",
                         )
                     )
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme,
-                    a.priority,
-                    "no_arrival",
-                    "accepted but no arrival within the expected time",
-                    a.alarm_id,
+            if not (a.nagged and self._quiet(a, tx.now)):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        a.scheme,
+                        a.priority,
+                        "no_arrival",
+                        "accepted but no arrival within the expected time",
+                        a.alarm_id,
+                    )
                 )
-            )
+            a = replace(a, nagged=a.nagged + 1)
             a = self._transition(tx, a, "retrigger", None, reason="no arrival")
             a = self._deadline(tx, a, DeadlineKind.ARRIVAL, a.chain.arrival_repeat_s)
         elif kind is DeadlineKind.ON_SITE:
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme,
-                    Priority.P3,
-                    "long_on_site",
-                    "carer on site a long time without resolving",
-                    a.alarm_id,
+            if not (a.nagged and self._quiet(a, tx.now)):
+                tx.cmds.append(
+                    NotifyControlRoom(
+                        a.scheme,
+                        Priority.P3,
+                        "long_on_site",
+                        "carer on site a long time without resolving",
+                        a.alarm_id,
+                    )
                 )
-            )
+            a = replace(a, nagged=a.nagged + 1)
             a = self._deadline(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
         tx.put_alarm(a)
 

@@ -127,6 +127,13 @@ class Alarm:
     outcome: Outcome | None = None
     note: str = ""
     reason: str = ""
+    # The control room's hold on its own alerts for this alarm (``OperatorIn``): repeats are
+    # not sent to the control room while silenced, or while the alarm is still in the state an
+    # operator acknowledged. Carers' offers and the escalation itself are never held.
+    silenced_until: datetime | None = None
+    acked_by: str | None = None
+    acked_state: str | None = None
+    nagged: int = 0  # repeat alerts sent in the current state (the first always goes)
 
     @property
     def is_open(self) -> bool:
@@ -226,6 +233,43 @@ class PromoteIn:
     by: str = "control room"
 
 
+class OperatorOp(StrEnum):
+    """What an operator can do to an alarm from the control room (journaled, audited)."""
+
+    ASSIGN = "assign"  # offer it to these carers (one, or a pair), withdrawing the others
+    ESCALATE = "escalate"  # offer it to everyone on shift now, tell the on-call senior
+    ACCEPT = "accept"  # a carer phoned in: accept their live offer for them
+    ARRIVED = "arrived"  # a carer phoned in: mark them arrived
+    RESOLVE = "resolve"  # close it with an outcome and a note
+    NOTE = "note"  # add a note to its timeline
+    ACKNOWLEDGE = "acknowledge"  # stop its repeated alerts while it stays in this state
+    SILENCE = "silence"  # stop its repeated alerts until a time (None: unsilence)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorIn:
+    """An operator's action on one alarm. ``by`` is the signed-in account that asked."""
+
+    scheme: str
+    alarm_id: str
+    op: OperatorOp
+    by: str
+    carers: tuple[str, ...] = ()
+    outcome: Outcome | None = None
+    note: str = ""
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultClearIn:
+    """An operator says a device's technical fault has been seen to (battery changed...)."""
+
+    scheme: str
+    device_id: str
+    code: str
+    by: str
+
+
 @dataclass(frozen=True, slots=True)
 class TimerIn:
     alarm_id: str
@@ -244,7 +288,18 @@ class TickIn:
     behind: str | None = None
 
 
-Input = EventIn | CalloutIn | ActionIn | PresenceIn | DeviceModeIn | PromoteIn | TimerIn | TickIn
+Input = (
+    EventIn
+    | CalloutIn
+    | ActionIn
+    | PresenceIn
+    | DeviceModeIn
+    | PromoteIn
+    | OperatorIn
+    | FaultClearIn
+    | TimerIn
+    | TickIn
+)
 
 
 # ---- commands -----------------------------------------------------------------------------

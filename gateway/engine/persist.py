@@ -62,6 +62,10 @@ def alarm_from_json(d: dict[str, Any]) -> Alarm:
         outcome=Outcome(d["outcome"]) if d.get("outcome") else None,
         note=d.get("note", ""),
         reason=d.get("reason", ""),
+        silenced_until=_dt(d.get("silenced_until")),
+        acked_by=d.get("acked_by"),
+        acked_state=d.get("acked_state"),
+        nagged=d.get("nagged", 0),
     )
 
 
@@ -88,6 +92,7 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         "coverage_alerted": sorted(state.coverage_alerted),
         "disturbances": dict(state.disturbances),
         "lag_alerted": state.lag_alerted,
+        "device_faults": {k: v.isoformat() for k, v in state.device_faults.items()},
     }
 
 
@@ -102,4 +107,5 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         coverage_alerted=frozenset(d.get("coverage_alerted", ())),
         disturbances={k: int(v) for k, v in d.get("disturbances", {}).items()},
         lag_alerted=bool(d.get("lag_alerted", False)),
+        device_faults={k: datetime.fromisoformat(v) for k, v in d.get("device_faults", {}).items()},
     )

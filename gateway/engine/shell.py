@@ -27,6 +27,7 @@ from devices.records import (
     CarerStatusControl,
     DeviceModeControl,
     EventRecord,
+    OperatorControl,
     PresenceRecord,
     PromoteControl,
 )
@@ -35,7 +36,7 @@ from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.dispatch_hub import DispatchHub
-from gateway.engine import horizon, persist
+from gateway.engine import horizon, operator, persist
 from gateway.engine.core import Core, EngineConfig, EngineState
 from gateway.engine.model import (
     ActionIn,
@@ -116,6 +117,8 @@ def to_input(r: JournalRecord) -> Input | None:
             return DeviceModeIn(r.scheme, dm.device_id, dm.until)
         case PromoteControl() as pc:
             return PromoteIn(r.scheme, str(pc.alarm_id), pc.by)
+        case OperatorControl() as oc:
+            return operator.from_record(r.scheme, oc)
         case PresenceRecord() as p:
             pos = None
             if p.flat is not None or p.block is not None or p.x is not None:
@@ -364,6 +367,7 @@ class EngineService:
             before.coverage_alerted,
             before.disturbances,
             before.lag_alerted,
+            before.device_faults,
         )
         misc_after = (
             state.device_mode,
@@ -372,6 +376,7 @@ class EngineService:
             state.coverage_alerted,
             state.disturbances,
             state.lag_alerted,
+            state.device_faults,
         )
         if misc_before != misc_after:
             full = persist.state_to_json(state)
@@ -385,6 +390,7 @@ class EngineService:
                         "coverage_alerted",
                         "disturbances",
                         "lag_alerted",
+                        "device_faults",
                     )
                 }
             )

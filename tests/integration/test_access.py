@@ -45,9 +45,20 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/api/v1/alarms"): OPS,
     ("GET", "/api/v1/alarms/{alarm_id}"): frozenset({R, M, C}),  # carers: their own only
     ("POST", "/api/v1/alarms/{alarm_id}/promote"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/assign"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/escalate"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/accept"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/arrived"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/resolve"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/notes"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/acknowledge"): OPS,
+    ("POST", "/api/v1/alarms/{alarm_id}/silence"): OPS,
     ("GET", "/api/v1/carers"): OPS,
     ("POST", "/api/v1/carers/{scheme}/{carer_id}/status"): OPS,
     ("POST", "/api/v1/devices/{scheme}/{device_id}/maintenance"): OPS,
+    ("GET", "/api/v1/devices/health"): OPS,
+    ("POST", "/api/v1/devices/{scheme}/{device_id}/faults/{kind}/clear"): OPS,
+    ("GET", "/api/v1/kpi"): OPS,
     ("GET", "/api/v1/alerts/stream"): OPS,
     ("GET", "/api/v1/users"): frozenset({A}),
     ("POST", "/api/v1/users"): frozenset({A}),
@@ -62,6 +73,11 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("POST", "/carer/api/actions"): frozenset({C}),
     ("GET", "/carer/api/state"): frozenset({C}),
     ("GET", "/carer/api/stream"): frozenset({C}),
+    ("GET", "/api/v1/reports/{scheme}/response"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/kpi"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/notifiable"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/visits"): frozenset({M, CO}),
+    ("GET", "/reports"): frozenset({M, CO}),
 }
 
 SIGN_IN = ("/api/v1/session", "/carer/api/login")
@@ -70,6 +86,7 @@ PATH_VALUES = {
     "scheme": "hazelhurst-court",
     "carer_id": "cw-01",
     "device_id": "hzc-a-001-pendant",
+    "kind": "low_battery",
     "username:path": "matrix-target",
 }
 
@@ -112,6 +129,16 @@ def _body(method: str, path: str) -> dict[str, Any] | None:
         return {"status": "available"}
     if path.endswith("/maintenance"):
         return {"minutes": 0}
+    alarm_actions: dict[str, dict[str, Any]] = {
+        "assign": {"carers": ["cw-01"]},
+        "accept": {"carer_id": "cw-01"},
+        "arrived": {"carer_id": "cw-01"},
+        "resolve": {"outcome": "false_alarm"},
+        "notes": {"note": "called back"},
+        "silence": {"minutes": 5},
+    }
+    if "/api/v1/alarms/" in path and path.rsplit("/", 1)[-1] in alarm_actions:
+        return alarm_actions[path.rsplit("/", 1)[-1]]
     return bodies.get(path, {})
 
 
