@@ -76,6 +76,16 @@ def prefill(path: Path, scheme: Scheme, hours: float) -> int:
             rows,
         )
         n += len(rows)
+    # A gateway that ran those 72 hours kept each device's last contact as it committed, and
+    # applied the events as they came: its engine's watermark is the journal's head.
+    last = (NIGHT - timedelta(seconds=HUB_HEARTBEAT_S)).isoformat()
+    conn.executemany(
+        "INSERT OR REPLACE INTO device_contact (scheme, device_id, received_at) VALUES (?, ?, ?)",
+        [(scheme.id, h, last) for h in hubs],
+    )
+    conn.execute(
+        "INSERT INTO engine_state (key, body) VALUES ('watermark', (SELECT max(seq) FROM records))"
+    )
     conn.execute("COMMIT")
     conn.close()
     return n

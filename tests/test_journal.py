@@ -126,3 +126,49 @@ def test_mark_sent_that_cannot_write_raises_journal_error_and_changes_nothing(
         other.close()
     assert [r.seq for r in store.unsent(10)] == seqs
     assert not j._writer.in_transaction
+
+
+def _event(device: str, at: datetime, event_id: uuid.UUID | None = None) -> Incoming:
+    event = EventRecord(
+        event_id=event_id or uuid.uuid4(),
+        device_id=device,
+        kind=EventKind.HEARTBEAT,
+        occurred_at=at,
+    )
+    return Incoming(f"t/s1/devices/{device}/events", at, records=[Decoded.of("s1", event)])
+
+
+def test_last_contact_is_kept_on_commit_and_never_moves_back(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    store = EngineStore(j)
+    same = uuid.uuid4()
+    j.commit([_event("a", T0, same), _event("b", T0)])
+    j.commit([_event("a", T0 + timedelta(minutes=5))])
+    # A late, older event and a redelivered duplicate leave the newest contact alone.
+    j.commit([_event("a", T0 + timedelta(minutes=1)), _event("b", T0 + timedelta(hours=1), same)])
+    j.commit([_event("b", T0 + timedelta(hours=2), uuid.uuid4())])
+    j.commit([Incoming("t/s1/devices/b/events", T0 + timedelta(hours=3), records=[])])
+    assert store.last_contact() == {
+        "s1/a": T0 + timedelta(minutes=5),
+        "s1/b": T0 + timedelta(hours=2),
+    }
+    # Pruning the events does not forget when a device was last heard.
+    j.prune({"records": 10**9}, now=T0 + timedelta(days=30))
+    assert j.read_records(0, 10) == []
+    assert store.last_contact()["s1/a"] == T0 + timedelta(minutes=5)
+
+
+def test_a_journal_from_before_the_contact_table_is_filled_once_at_open(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    j.commit([_event("a", T0), _event("a", T0 + timedelta(minutes=3)), _event("c", T0)])
+    assert j._writer is not None
+    j._writer.execute("DELETE FROM device_contact")
+    j._writer.execute("DELETE FROM meta WHERE key = 'device_contact'")
+    j.close()
+    j.open()
+    assert EngineStore(j).last_contact() == {
+        "s1/a": T0 + timedelta(minutes=3),
+        "s1/c": T0,
+    }
