@@ -70,7 +70,15 @@ class Got:
 class Handsets:
     """Both carers' handsets on one MQTT connection; presses and floor probes on another."""
 
-    def __init__(self, port: int, layout: TopicLayout, scheme: str, anchor: float) -> None:
+    def __init__(
+        self,
+        port: int,
+        layout: TopicLayout,
+        scheme: str,
+        anchor: float,
+        carers: dict[str, str] | None = None,
+    ) -> None:
+        self.carers = carers if carers is not None else CARERS  # carer -> flat at login
         self.layout = layout
         self.scheme = scheme
         self.anchor = anchor
@@ -161,13 +169,14 @@ class Handsets:
         return None if g is None else g.at - t0
 
     def log_in(self) -> None:
-        for carer, flat in CARERS.items():
+        """Log every carer in and keep their handsets beating (a silent one is not routable)."""
+        for carer, flat in self.carers.items():
             self.presence(carer, "login", flat=flat)
         self._beat.start()
 
     def _beats(self) -> None:
         while not self._stop.wait(1.0):
-            for carer in CARERS:
+            for carer in self.carers:
                 self.presence(carer, "heartbeat")
 
     def close(self) -> None:

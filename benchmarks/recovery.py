@@ -145,7 +145,9 @@ def main() -> None:
             log = work / "gateway.log"
             proc = spawn_gateway(env, log)
             layout = TopicLayout(f"b{tag}", f"bz{tag}")
-            h = Handsets(broker.port, layout, scheme.id, anchor)
+            carers = scheme.carers[:20]
+            on_shift = {c.id: scheme.residents[k * 37 % flats].flat for k, c in enumerate(carers)}
+            h = Handsets(broker.port, layout, scheme.id, anchor, on_shift)
             try:
                 result["first_start_ready_s"] = wait_ready(proc, url, log, 180)
                 key = "telecare_shipper_lag_events"
@@ -154,8 +156,7 @@ def main() -> None:
                     300,
                     "the prefilled journal to ship",
                 )
-                for k, c in enumerate(scheme.carers[:20]):
-                    h.presence(c.id, "login", flat=scheme.residents[k * 37 % flats].flat)
+                h.log_in()
                 pendants = [d for d in scheme.devices if d.type.value == "pendant"]
                 for d in pendants[: args.open_alarms]:
                     h.press(d.device_id)
