@@ -109,7 +109,7 @@ class Queries:
         what a control room missed while it was away."""
         rows = await self.pool.fetch(
             "SELECT at, scheme, kind, code, priority, alarm_id::text AS alarm_id, target, message"
-            " FROM notifications WHERE at > %s AND (%s::text IS NULL OR scheme = %s)"
+            " FROM notifications WHERE at >= %s AND (%s::text IS NULL OR scheme = %s)"
             " AND kind IN ('control_room', 'on_call', 'edt', 'follow_up', 'technical')"
             " ORDER BY at, journal_seq LIMIT %s",
             (since, scheme, scheme, limit),
