@@ -342,6 +342,8 @@ class ControlRoom(App[None]):
 
     @on(Snapshot)
     def _show_snapshot(self, snap: Snapshot) -> None:
+        if not self.query(GatewayStatus):
+            return  # shutting down: the panels are gone
         self.clock.update(snap.clock)
         now = self.clock.now()
         assert now is not None  # just updated
@@ -365,6 +367,8 @@ class ControlRoom(App[None]):
 
     @on(PollFailed)
     def _show_poll_failure(self, failed: PollFailed) -> None:
+        if not self.query(GatewayStatus):
+            return  # shutting down: the panels are gone
         self.query_one(GatewayStatus).show_failure(failed.reason, unreachable=failed.unreachable)
         self._mark_stale(True)
 

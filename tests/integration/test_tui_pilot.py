@@ -187,7 +187,8 @@ async def test_gateway_away_banner_then_catch_up_without_duplicates(
         # Away until the offer's deadline has passed in scheme time: it fires at once on
         # restart, before this control room's stream is back (what the catch-up is for).
         await until(lambda: night.now() > due.due, 60, "the deadline passing while away")
-        gateway.process.start()
+        # Started from a thread: this loop keeps the control room running (and retrying).
+        await asyncio.to_thread(gateway.process.start, 120)
         await until(lambda: status.unreachable is None and status.stream == "live", 60, "back")
         await until(lambda: not board(app).has_class("stale"), 20, "fresh again")
         assert alarm_id in board(app).alarms
