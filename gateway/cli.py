@@ -20,6 +20,9 @@ from devices.topics import TopicLayout
 from gateway.provision_cli import provision_command
 from gateway.reports.cli import db_app, report_app
 from gateway.users_cli import api_client, issue_tokens, users_app
+from simulator.cli import hints as simulate_hints
+from simulator.cli import list_scenarios as simulate_list
+from simulator.cli import repeat as simulate_repeat
 from simulator.cli import run as simulate_run
 
 if TYPE_CHECKING:
@@ -41,6 +44,9 @@ app.add_typer(protocol_app, name="protocol")
 app.add_typer(simulate_app, name="simulate")
 # The scenario simulator lives in simulator/ (it speaks to the gateway only over MQTT and HTTP).
 simulate_app.command("run")(simulate_run)
+simulate_app.command("list")(simulate_list)
+simulate_app.command("repeat")(simulate_repeat)
+simulate_app.command("hints")(simulate_hints)
 carers_app = typer.Typer(
     help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
 )

@@ -1,93 +1,115 @@
 #!/usr/bin/env bash
-# `make demo`: start the gateway with the Hazelhurst Court scheme, stream simulated device
-# events through Mosquitto, and show what landed in TimescaleDB. The gateway keeps running.
+# `make demo`: a night at Hazelhurst Court (60 flats, two waking-night carers), twice.
+#
+#  1. The live night, in the background: a gateway on 127.0.0.1:8470 whose scheme clock starts
+#     at 23:00 and runs x$DEMO_LIVE_SPEED (20: the night takes about 25 minutes), and the
+#     simulator playing that night's pendants, fall detectors, door sensors and hubs and the
+#     two carers' handsets against it, in scheme time. The control-room TUI opens on it.
+#  2. The verdict, in front of you: the same night at x$DEMO_SPEED (300, under two minutes)
+#     against a gateway of its own, judged from TimescaleDB.
+#
+# `make stop` (scripts/demo.sh stop) ends the live night and its gateway. Events are never
+# streamed on the real clock: at 2 pm nobody is on the night shift to answer them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 RUN=var/demo
-PID=$RUN/gateway.pid
-LOG=$RUN/gateway.log
+LIVE=$RUN/live
+SIM_PID=$RUN/live.pid
+OLD_PID=$RUN/gateway.pid # the gateway an older `make demo` left running
+PORT=${DEMO_PORT:-8470}
+LIVE_SPEED=${DEMO_LIVE_SPEED:-20}
+SPEED=${DEMO_SPEED:-300}
 mkdir -p "$RUN"
-export TELECARE_SCHEMES=${TELECARE_SCHEMES:-'["examples/hazelhurst-court.yaml"]'}
-PORT=${TELECARE_HTTP__PORT:-8470}
-# The development accounts the gateway creates on its first start (outside the repository).
-CREDS=${TELECARE_AUTH__DEV_CREDENTIALS_FILE:-var/dev-credentials.json}
-export TELECARE_AUTH__DEV_CREDENTIALS_FILE=$CREDS
 
-running() { [[ -f $PID ]] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+live_gateway_pid() {
+  [[ -f $LIVE/gateway.json ]] && "$BIN/python" -c \
+    'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$LIVE/gateway.json"
+}
+
+stop_demo() {
+  local gw
+  gw=$(live_gateway_pid || true)
+  if alive "$SIM_PID"; then
+    # SIGTERM ends the simulator like Ctrl-C: it stops the gateway it started.
+    kill -TERM "$(cat "$SIM_PID")"
+    for _ in $(seq 1 150); do alive "$SIM_PID" || break; sleep 0.2; done
+    if alive "$SIM_PID"; then kill -KILL "$(cat "$SIM_PID")"; fi
+    echo "demo: live night stopped"
+  fi
+  if [[ -n ${gw:-} ]] && kill -0 "$gw" 2>/dev/null; then kill -TERM "$gw"; fi
+  rm -f "$SIM_PID" "$LIVE/gateway.json"
+  if alive "$OLD_PID"; then kill "$(cat "$OLD_PID")" && echo "demo: old demo gateway stopped"; fi
+  rm -f "$OLD_PID"
+}
 
 if [[ ${1:-} == stop ]]; then
-  if running; then kill "$(cat "$PID")" && echo "demo: gateway stopped"; else echo "demo: gateway not running"; fi
-  rm -f "$PID"
+  stop_demo
   exit 0
 fi
 
-if running; then
-  echo "demo: gateway already running (pid $(cat "$PID")), reusing it"
-else
-  echo "demo: starting the gateway (log: $LOG)"
-  nohup "$BIN/telecare" gateway run >>"$LOG" 2>&1 &
-  echo $! >"$PID"
+stop_demo
+if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then
+  echo "demo: something already answers on 127.0.0.1:$PORT; stop it, or set DEMO_PORT"
+  exit 1
 fi
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
-  if ! running; then echo "demo: the gateway exited; last lines of $LOG:"; tail -20 "$LOG"; exit 1; fi
+rm -rf "$LIVE"
+mkdir -p "$LIVE"
+
+echo "demo: starting the live night: Hazelhurst Court from 23:00 at x$LIVE_SPEED on 127.0.0.1:$PORT"
+nohup "$BIN/telecare" simulate run --scenario hazelhurst-night --speed "$LIVE_SPEED" \
+  --http-port "$PORT" --state-dir "$LIVE" --json "$RUN/live-verdict.json" \
+  >"$RUN/live.log" 2>&1 &
+echo $! >"$SIM_PID"
+for _ in $(seq 1 450); do
+  [[ -f $LIVE/gateway.json ]] && break
+  if ! alive "$SIM_PID"; then
+    echo "demo: the live night did not start; last lines of $RUN/live.log:"
+    tail -20 "$RUN/live.log"
+    exit 1
+  fi
   sleep 0.2
 done
-curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "demo: gateway not ready"; tail -20 "$LOG"; exit 1; }
+[[ -f $LIVE/gateway.json ]] || { echo "demo: the live night's gateway is not ready"; exit 1; }
 
-if [[ -f $CREDS ]]; then
-  echo "demo: development accounts (admin and control room) are in $CREDS"
-else
-  echo "demo: no $CREDS: this gateway's accounts were made before; reset one with"
-  echo "      .venv/bin/telecare users reset dev-control   (and pass it as TELECARE_API_USER/PASSWORD)"
-fi
-# `telecare events` and the TUI sign in with the control-room account from that file.
-API_USER=dev-control
-
-echo "demo: publishing 300 device events from Hazelhurst Court's pendants, hubs and sensors"
-"$BIN/telecare" simulate stream --count 300 --rate 150 --seed "$RANDOM"
-sleep 1.5
-"$BIN/telecare" events --limit 15
-
-SPEED=${DEMO_SPEED:-300}
 echo
-echo "demo: now a whole night at Hazelhurst Court (23:00-07:00) at x$SPEED: simulated pendants,"
-echo "      fall detectors and hubs, and two waking-night carers' handsets, against a gateway of"
-echo "      its own on a fast clock. Every figure below is checked against TimescaleDB."
+echo "demo: now the verdict: the same night (23:00-07:00) at x$SPEED against a gateway of its"
+echo "      own. Every figure below is checked against TimescaleDB."
 rc=0
 "$BIN/telecare" simulate run --scenario hazelhurst-night --speed "$SPEED" --rerun-slower \
   --json "$RUN/hazelhurst-night.json" || rc=$?
 case $rc in
-  0) ;;
+  0) echo "demo: the night passed: nothing lost, nobody paged twice, every alarm answered in time" ;;
   1) echo "demo: the night did not meet its expectations (see the product checks above)" ;;
   2) echo "demo: the run was not valid: this machine could not keep time (see the run's health above)" ;;
+  130) echo "demo: stopped"; stop_demo; exit 130 ;;
   *) echo "demo: the simulator exited with $rc" ;;
 esac
 
+echo
+"$BIN/telecare" simulate hints --live "$LIVE/gateway.json" || true
 cat <<MSG
 
-The gateway is still running (pid $(cat "$PID")):
-  health   http://127.0.0.1:$PORT/readyz
-  metrics  http://127.0.0.1:$PORT/metrics
-  API      http://127.0.0.1:$PORT/docs
-  accounts:      $CREDS (development admin and control room; docs/security.md)
-  more events:   .venv/bin/telecare simulate stream --count 100
-  latest events: .venv/bin/telecare events
-  live alarms:   TOKEN=\$(curl -s -X POST http://127.0.0.1:$PORT/api/v1/session \\
-                   -H 'Content-Type: application/json' \\
-                   -d '{"username": "$API_USER", "password": "<from $CREDS>"}' | jq -r .token)
-                 curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$PORT/api/v1/alarms
-  carer page:    .venv/bin/telecare carers issue-tokens --carer cw-01, then open
-                 http://127.0.0.1:$PORT/carer and sign in as hazelhurst-court / cw-01
-  other nights:  .venv/bin/telecare simulate run --scenario hazelhurst-one-carer-sick --speed 300
-  verdict JSON:  $RUN/hazelhurst-night.json
+The live night plays on for about $((8 * 3600 / LIVE_SPEED / 60 + 2)) minutes, then is judged
+($RUN/live-verdict.json) and its gateway stops. Also:
+  health, metrics:  http://127.0.0.1:$PORT/readyz   http://127.0.0.1:$PORT/metrics
+  API docs:         http://127.0.0.1:$PORT/docs
+  other scenarios:  .venv/bin/telecare simulate list
+  verdict JSON:     $RUN/hazelhurst-night.json
 Stop it with:  make stop        (and the services with: make services-stop)
 MSG
 
-# In a terminal, open the control room on top of the running gateway (q quits the TUI only).
+# The verdict stays on the screen until you ask for the control room.
 if [[ -t 0 && -t 1 && ${DEMO_TUI:-1} != 0 ]]; then
-  echo "demo: opening the control-room TUI in 3 s (q to quit it; the gateway keeps running)"
-  sleep 3
-  .venv/bin/python -m dashboard_tui --url "http://127.0.0.1:$PORT" --credentials "$CREDS"
+  creds=$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["credentials"])' \
+    "$LIVE/gateway.json" 2>/dev/null || true)
+  echo
+  read -r -p "Press Enter to open the control room on the live night (q quits it), Ctrl-C to leave it: " _ || exit 0
+  if [[ -z $creds ]] || ! alive "$SIM_PID"; then
+    echo "demo: the live night has ended; make demo starts another"
+    exit 0
+  fi
+  "$BIN/python" -m dashboard_tui --url "http://127.0.0.1:$PORT" --credentials "$creds"
 fi

@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulator.runner import RunOptions, product_signature, run_with_rerun
+from devices.scheme import load_scheme
+from simulator import demo
+from simulator.runner import RunOptions, RunStopped, product_signature, run_with_rerun
 from simulator.runner import run as run_scenario
 from simulator.scenario import SCENARIO_DIR, load_scenario
 
@@ -133,6 +136,16 @@ def print_verdict(v: dict[str, Any]) -> None:
     elif v.get("gateway_log_tail"):
         console.print("[dim]gateway log (last lines):[/dim]")
         console.print(v["gateway_log_tail"], markup=False, highlight=False)
+    first = v.get("first_attempt")
+    if first:
+        console.print(
+            f"(this is the second run, at x{v['speed']:g}: the first, at x{first['speed']:g},"
+            " was not valid because the machine did not keep time: "
+            + "; ".join(first["problems"])
+            + ")",
+            markup=False,
+            highlight=False,
+        )
     colour = {0: "green", 1: "red", 2: "yellow"}[v["exit_code"]]
     console.print(f"[bold {colour}]{v['outcome']}[/bold {colour}] (exit {v['exit_code']})")
     for p in v["run"]["problems"]:
@@ -164,6 +177,16 @@ def run(
     rerun_slower: Annotated[
         bool, typer.Option(help="If the machine starved the run, run once more at half speed.")
     ] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the spawned gateway's journal, accounts and log here, and describe it"
+            " in STATE_DIR/gateway.json while it runs (the demo's live night)."
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="HTTP port for the spawned gateway (default: a free one).")
+    ] = None,
 ) -> None:
     """Run a scenario (spawning its own gateway unless --gateway) and print the verdict.
     Exit 0 pass, 1 product failure, 2 run not valid (the machine, not the product)."""
@@ -181,6 +204,8 @@ def run(
         dsn=dsn or os.environ.get("TELECARE_DB__DSN"),
         mqtt_host=os.environ.get("TELECARE_MQTT__HOST", "127.0.0.1"),
         mqtt_port=int(os.environ.get("TELECARE_MQTT__PORT", "18830")),
+        state_dir=state_dir,
+        http_port=http_port,
     )
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -197,7 +222,11 @@ def run(
             text = " ".join(f"{k} {n}" for k, n in counts.items())
             bar.update(task, completed=done, clock=f"+{_hms(done)}", counts=text)
 
-        verdict = (run_with_rerun if rerun_slower else run_scenario)(scn, opts, progress)
+        try:
+            verdict = (run_with_rerun if rerun_slower else run_scenario)(scn, opts, progress)
+        except (KeyboardInterrupt, RunStopped):
+            console.print("stopped before the end: no verdict (the gateway it started is stopped)")
+            raise typer.Exit(130) from None
     print_verdict(verdict)
     if json_path is not None:
         json_path.write_text(json.dumps(verdict, indent=2, default=str) + "\n")
@@ -273,9 +302,37 @@ def repeat(
 
 @app.command("list")
 def list_scenarios() -> None:
-    """The scenarios in simulator/scenarios."""
+    """The scenarios in simulator/scenarios: name, scheme, start, length, speed and what."""
     for p in sorted(SCENARIO_DIR.glob("*.yaml")):
-        console.print(f"{p.stem}: {load_scenario(p.stem).description.strip()[:100]}")
+        s = load_scenario(p.stem)
+        console.print(
+            f"[bold]{s.name}[/bold]  {s.scheme.stem}, from {s.start:%H:%M} for"
+            f" {s.duration_s / 3600:g} h, x{s.speed:g} by default"
+        )
+        console.print("    " + " ".join(s.description.split()), highlight=False)
+    console.print("run one with: telecare simulate run --scenario NAME [--speed N] [--seed N]")
+
+
+@app.command("hints")
+def hints(
+    live: Annotated[
+        Path, typer.Option(help="gateway.json of a live night (run --state-dir).")
+    ] = Path("var/demo/live/gateway.json"),
+    scenario: Annotated[str, typer.Option(help="The live night's scenario.")] = "hazelhurst-night",
+) -> None:
+    """Who is on shift now in a live night's gateway, what is open, and how to sign in."""
+    if not live.exists():
+        console.print(f"no live night: {live} does not exist (make demo starts one)")
+        raise typer.Exit(2)
+    scn = load_scenario(scenario)
+    scheme = load_scheme(scn.scheme_path())
+    try:
+        night = demo.read_live(live)
+    except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
+        console.print(f"the live night's gateway did not answer: {exc}")
+        raise typer.Exit(2) from None
+    for line in demo.hint_lines(night, scheme.tz, scheme.id):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

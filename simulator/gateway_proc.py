@@ -70,10 +70,19 @@ class GatewayChild:
     tick_s: float = 5.0
     extra_env: dict[str, str] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    # A gateway that outlives a glance (the demo's live night) keeps its journal, accounts and
+    # log in a directory the operator can find, on a port they know; default: a temporary one.
+    state_dir: Path | None = None
+    http_port: int | None = None
 
     def __post_init__(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"telecare-sim-{self.tag}-"))
-        self.port = free_port()
+        if self.state_dir is not None:
+            self.state_dir = self.state_dir.resolve()  # the child runs in the repository
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"gateway-{self.tag}-", dir=self.state_dir))
+        else:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"telecare-sim-{self.tag}-"))
+        self.port = self.http_port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.topic_root = f"sim{self.tag}"
         self.zigbee_root = f"simz{self.tag}"
@@ -127,6 +136,20 @@ class GatewayChild:
 
     def start(self, ready_timeout: float = 60.0) -> None:
         self.proc = start_gateway(self.env(), self.log_path, self.url, ready_timeout)
+
+    def describe(self) -> dict[str, object]:
+        """Where to reach this gateway: for hints, ``make stop`` and the control-room TUI."""
+        return {
+            "url": self.url,
+            "pid": self.proc.pid if self.proc is not None else None,
+            "gateway_id": self.gateway_id,
+            "topic_root": self.topic_root,
+            "credentials": str(self.credentials_file),
+            "auth_store": str(self.workdir / "auth.sqlite3"),
+            "log": str(self.log_path),
+            "speed": self.speed,
+            "start": self.start_utc.isoformat(),
+        }
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

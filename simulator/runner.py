@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -94,6 +96,11 @@ class RunOptions:
     # Scheme files for a spawned gateway (default: the scenario's). A gateway that lacks some
     # of the simulated devices must lose their alarms: the loss test relies on it.
     gateway_schemes: list[Path] | None = None
+    # For a spawned gateway that people will look at while it runs (the demo's live night):
+    # keep its journal, accounts and log under ``state_dir``, describe it in
+    # ``state_dir/gateway.json`` once it is ready, and serve its API on ``http_port``.
+    state_dir: Path | None = None
+    http_port: int | None = None
 
 
 class Sim:
@@ -241,7 +248,10 @@ class Sim:
             )
             h = Handset(w, a.carer, shift.zone if shift else None)
             w.handsets[a.carer] = h
-            await h.login()
+            # Not awaited here: a login waits for its PUBACK, and a broker that is slow to
+            # acknowledge must not hold up the rest of the schedule (that would be counted as
+            # the simulator's own clock slip). The message is queued in order all the same.
+            w.spawn(self._login(h))
         elif isinstance(a, Logout):
             if a.carer in w.handsets:
                 w.spawn(w.handsets[a.carer].logout(finish_first=True))
@@ -294,6 +304,12 @@ class Sim:
                 w.handsets[a.carer].go_silent(a.for_s)
         elif isinstance(a, Visit):
             w.spawn(self._visit(a))
+
+    async def _login(self, h: Handset) -> None:
+        try:
+            await h.login()
+        except wire.PublishFailed:
+            self.rec.counts["actions_not_played"] += 1
 
     async def _visit(self, v: Visit) -> None:
         """A run's planned visit: when both are free (late if that is 30 min after plan)."""
@@ -634,6 +650,8 @@ async def _play_and_judge(
             opts.mqtt_port,
             opts.tick_s or max(5.0, speed / 20),
             extra_env=dict(opts.gateway_env),
+            state_dir=opts.state_dir,
+            http_port=opts.http_port,
         )
         child_out.append(child)
         layout = TopicLayout(child.topic_root, child.zigbee_root)
@@ -682,6 +700,10 @@ async def _play_and_judge(
                 except RuntimeError as exc:
                     raise RunInvalid(f"the gateway did not start: {exc}") from None
                 await asyncio.to_thread(api_session.sign_in, base_url, child.credentials_file)
+                if opts.state_dir is not None:
+                    (opts.state_dir / "gateway.json").write_text(
+                        json.dumps(child.describe(), indent=2) + "\n"
+                    )
                 shared = await asyncio.to_thread(SimClock.fetch, base_url, api_session.HEADERS)
                 drift = abs((shared.now() - clock.now()).total_seconds())
                 if drift > speed * 0.05:
@@ -733,6 +755,8 @@ async def _play_and_judge(
         await sends.close()
         if child is not None:
             await asyncio.to_thread(child.stop)
+            if opts.state_dir is not None:
+                (opts.state_dir / "gateway.json").unlink(missing_ok=True)
     failures = [*background.summary(), *world.summary(), *sends.summary()]
     sim.rec.errors = failures
     sleep_in = frozenset(
@@ -768,8 +792,35 @@ async def _play_and_judge(
     return verdict
 
 
+class RunStopped(Exception):
+    """The run was stopped (SIGTERM) before its verdict; the gateway it spawned is stopped."""
+
+
+async def _stoppable(scn: Scenario, opts: RunOptions, progress: Progress | None) -> dict[str, Any]:
+    """``run_async``, cancelled by SIGTERM (``make stop``): its ``finally`` blocks then stop the
+    gateway it spawned. SIGINT is left alone: asyncio.run turns it into KeyboardInterrupt, and a
+    run started in the background by a script ignores it, as it should (Ctrl-C at the demo's
+    prompt must not end the live night)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = False
+    if task is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            handled = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals here: nothing to stop us but the end
+    try:
+        return await run_async(scn, opts, progress)
+    except asyncio.CancelledError:
+        raise RunStopped("stopped by SIGTERM before the verdict") from None
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
 def run(scn: Scenario, opts: RunOptions, progress: Progress | None = None) -> dict[str, Any]:
-    return asyncio.run(run_async(scn, opts, progress))
+    return asyncio.run(_stoppable(scn, opts, progress))
 
 
 def run_with_rerun(

@@ -20,6 +20,7 @@ from gateway.api import (
     kpi,
     operator,
     records,
+    reports,
     session,
     users,
 )
@@ -41,6 +42,7 @@ ROUTERS = (
     users.router,
     audit.router,
     carer_page.router,
+    reports.router,
 )
 
 

@@ -91,8 +91,8 @@ def head(scope: Scope, suppress: bool = False) -> ReportHead:
             end=hi,
             timezone=scope.tz.key,
         ),
-        night_start=scope.night_start,
-        night_end=scope.night_end,
+        night_start=scope.night_start.strftime("%H:%M"),
+        night_end=scope.night_end.strftime("%H:%M"),
         generated_at=datetime.now(UTC),
         suppressed=suppress,
     )

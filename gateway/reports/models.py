@@ -3,7 +3,7 @@ them). Times are seconds; percentiles are ``percentile_disc`` (an observed durat
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,8 +29,8 @@ class ReportHead(_Model):
     scheme: str
     scheme_name: str
     period: PeriodOut
-    night_start: time
-    night_end: time
+    night_start: str = Field(description="Start of the scheme's night window, local HH:MM.")
+    night_end: str = Field(description="End of the night window (excluded), local HH:MM.")
     generated_at: datetime
     suppressed: bool = Field(
         default=False, description="Counts under 5 are withheld (shown as null)."

@@ -37,6 +37,10 @@ class PeriodError(ValueError):
 # A year and a day is the longest custom range: the figures stay quick and a typo such as
 # 2062 for 2026 is caught instead of scanning decades.
 MAX_DAYS = 367
+# Days a report can be about: nothing was recorded before 1970, and far-future days would
+# overflow the calendar arithmetic.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2100, 12, 31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,11 @@ class Period:
 def period(kind: PeriodKind, on: date, until: date | None = None) -> Period:
     """The period of ``kind`` that contains the local day ``on``. A custom period runs from
     ``on`` to ``until``, both days included."""
+    for d in (on, until):
+        if d is not None and not FIRST_DAY <= d <= LAST_DAY:
+            raise PeriodError(
+                f"{d} is outside the days a report covers ({FIRST_DAY} to {LAST_DAY})"
+            )
     match kind:
         case PeriodKind.DAY:
             return Period(kind, on, on + timedelta(days=1))

@@ -34,6 +34,7 @@ def _opts(database: str, port: int, **kw: Any) -> RunOptions:
 
 def _summary(v: dict[str, Any]) -> str:
     keys = ("outcome", "checks", "lost_detail", "duplicate_detail", "lifecycle_detail", "run")
+    keys += ("first_attempt",)
     return json.dumps({k: v.get(k) for k in keys}, default=str, indent=1)[:6000]
 
 

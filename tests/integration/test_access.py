@@ -74,6 +74,11 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("POST", "/carer/api/actions"): frozenset({C}),
     ("GET", "/carer/api/state"): frozenset({C}),
     ("GET", "/carer/api/stream"): frozenset({C}),
+    ("GET", "/api/v1/reports/{scheme}/response"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/kpi"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/notifiable"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/visits"): frozenset({M, CO}),
+    ("GET", "/reports"): frozenset({M, CO}),
 }
 
 SIGN_IN = ("/api/v1/session", "/carer/api/login")
