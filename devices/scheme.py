@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -42,6 +42,7 @@ SchemeId = Annotated[str, Field(pattern=SCHEME_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+M = TypeVar("M", bound=BaseModel)
 
 
 class SchemeKind(StrEnum):
@@ -439,6 +440,25 @@ def load_scheme(path: Path | str) -> Scheme:
 
 def parse_scheme(text: str, source: str = "<string>") -> Scheme:
     """Validate scheme YAML; ``source`` names the text in error messages."""
+    return parse_yaml_model(text, Scheme, source, "scheme")[0]
+
+
+def located_error(source: str, problems: Sequence[Problem], lines: dict[Loc, int]) -> SchemeError:
+    """A ``SchemeError`` for problems found after validation, each on its line of the file."""
+    found: list[tuple[int | None, str]] = []
+    for loc, message in problems:
+        line, shown = _locate(loc, lines)
+        found.append((line, f"{shown}: {message}" if shown else message))
+    found.sort(key=lambda f: (f[0] is None, f[0] or 0))
+    (line, message), *more = found
+    return SchemeError(source, line, message, more=more)
+
+
+def parse_yaml_model(
+    text: str, model: type[M], source: str = "<string>", what: str = "scheme"
+) -> tuple[M, dict[Loc, int]]:
+    """Validate YAML into ``model``, every error naming its line; also the line of each path,
+    for checks made after validation (``located_error``)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -448,16 +468,16 @@ def parse_scheme(text: str, source: str = "<string>") -> Scheme:
     except RecursionError:
         raise SchemeError(source, None, "YAML is nested too deeply") from None
     if root is None:
-        raise SchemeError(source, 1, "the file is empty; expected a scheme mapping")
+        raise SchemeError(source, 1, f"the file is empty; expected a {what} mapping")
     builder = _Builder()
     data = builder.build(root)
     if builder.problems:
         first, *more = sorted(builder.problems, key=lambda p: p[0])
         raise SchemeError(source, first[0], first[1], more=more)
     if not isinstance(data, dict):
-        raise SchemeError(source, _line(root), "the top level must be a mapping of scheme fields")
+        raise SchemeError(source, _line(root), f"the top level must be a mapping of {what} fields")
     try:
-        return Scheme.model_validate(data)
+        return model.model_validate(data), builder.lines
     except ValidationError as exc:
         raise _validation_error(source, exc, builder.lines) from None
 

@@ -5,12 +5,13 @@ drawn one; every data mark has class ``datum`` and a ``<title>`` with its value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
 W, H = 560, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 40
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 16, 40
 PALETTE = ("#1f5fa8", "#7aa6d6", "#c0562b", "#e6a57e")
 TARGET = "#2b2b2b"
 
@@ -20,6 +21,18 @@ class Series:
     name: str
     values: Sequence[float | None]
     colour: str
+
+
+def nice_top(top: float) -> float:
+    """The smallest 'round' axis top (4 ticks of 1, 2, 2.5 or 5 times a power of ten) >= top."""
+    raw = max(top, 1e-9) / 4
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step: float = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
+    return step * 4
+
+
+def _val(v: float, unit: str) -> str:
+    return f"{round(v, 1):g}{escape(unit)}"
 
 
 def _frame(name: str, points: int, body: list[str], title: str) -> str:
@@ -39,7 +52,7 @@ def _axes(top: float, unit: str) -> list[str]:
         out.append(
             f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
-            f"{v:g}{escape(unit)}</text>"
+            f"{round(v, 1):g}{escape(unit)}</text>"
         )
     return out
 
@@ -69,7 +82,7 @@ def bars(
     """Grouped vertical bars, one group per label, one bar per series; optional dashed
     target lines (value, label)."""
     values = [v for s in series for v in s.values if v is not None]
-    top = top if top is not None else max([*values, *(t for t, _ in targets), 1.0]) * 1.1
+    top = top if top is not None else nice_top(max([*values, *(t for t, _ in targets), 1.0]))
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
     body = _axes(top, unit)
     group_w = plot_w / max(len(labels), 1)
@@ -86,7 +99,7 @@ def bars(
             body.append(
                 f'<rect class="datum" x="{x:.1f}" y="{H - BOTTOM - h:.1f}" width="{bar_w:.1f}"'
                 f' height="{max(h, 0.5):.1f}" fill="{s.colour}">'
-                f"<title>{escape(s.name)} {escape(label)}: {v:g}{escape(unit)}</title></rect>"
+                f"<title>{escape(s.name)} {escape(label)}: {_val(v, unit)}</title></rect>"
             )
             points += 1
         body.append(
@@ -136,7 +149,7 @@ def lines(
             coords.append(f"{x:.1f},{y:.1f}")
             body.append(
                 f'<circle class="datum" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{s.colour}">'
-                f"<title>{escape(s.name)} {escape(labels[i])}: {v:g}{escape(unit)}</title>"
+                f"<title>{escape(s.name)} {escape(labels[i])}: {_val(v, unit)}</title>"
                 "</circle>"
             )
             points += 1

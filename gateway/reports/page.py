@@ -45,7 +45,7 @@ def _n(v: Any) -> str:
     if v is None:
         return "\u2013"
     if isinstance(v, float):
-        return f"{v:g}"
+        return f"{round(v, 1):g}"  # display only: JSON and CSV carry the exact value
     return escape(str(v))
 
 

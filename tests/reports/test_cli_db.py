@@ -146,3 +146,45 @@ def test_report_cli_refuses_a_bad_period(cli_env: Path) -> None:
     )
     assert out.exit_code == 2
     assert "ends" in out.output
+
+
+def test_a_target_override_changes_only_its_priority(cli_env: Path, database: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
+    insert(database, [replace(s, scheme="hazelhurst-court") for s in MARCH if s.scheme == "s1"])
+    set_it = runner.invoke(
+        app,
+        [
+            "report",
+            "targets",
+            "--scheme-id",
+            "hazelhurst-court",
+            "--priority",
+            "P1",
+            "--measure",
+            "answer",
+            "--tier",
+            "1",
+            "--within-s",
+            "30",
+            "--goal-pct",
+            "95",
+        ],
+    )
+    assert set_it.exit_code == 0, set_it.output
+    assert "30" in set_it.stdout
+    out = runner.invoke(
+        app, ["report", "show", "response", "--on", "2026-03-01", "--format", "json"]
+    )
+    report = json.loads(out.stdout)
+    p1 = next(
+        t
+        for t in report["targets"]
+        if t["priority"] == "P1" and t["measure"] == "answer" and t["tier"] == 1
+    )
+    assert (p1["within_s"], p1["goal_pct"]) == (30, 95.0)
+    # P1 within 30 s: a1 (30 s) and a10 (20 s); P2's a14 (50 s) and P0's a15 (15 s) keep 60 s.
+    everything = next(g for g in report["groups"] if g["dimension"] == "all")
+    assert (everything["answer_within"][0]["met"], everything["answer_within"][0]["of"]) == (4, 11)
+    bad = runner.invoke(app, ["report", "targets", "--scheme-id", "x", "--priority", "P9"])
+    assert bad.exit_code == 2
