@@ -37,8 +37,11 @@ stop:
 browser:
 	@bash scripts/browser.sh ensure
 
+# The simulated nights run alone (they judge time); everything else on two workers (each test
+# has its own topic root, database and ports). Both parts always run; either failing fails.
 test: venv services browser
-	@$(BIN)/pytest -q --ignore=tests/faults
+	@rc=0; $(BIN)/pytest -q tests/e2e || rc=1; \
+	$(BIN)/pytest -q -n 2 --ignore=tests/faults --ignore=tests/e2e || rc=1; exit $$rc
 
 # Bounded fault runs (broker kills, fuzzing at volume): CI runs them after `make test`.
 test-faults: venv services

@@ -17,10 +17,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import yaml
 
 from simulator.scenario import REPO
 
 DEFAULT_DSN = "postgresql://telecare:telecare@127.0.0.1:54330/telecare"
+
+
+def with_hub_interval(scheme_files: list[Path], interval_s: int, out_dir: Path) -> list[Path]:
+    """Copies of ``scheme_files`` in ``out_dir`` whose hubs declare ``heartbeat_interval_s``.
+
+    IP hubs may heartbeat every 15 minutes (docs/scenarios.md): a night that is about alarms
+    need not put 60 hubs' minute-by-minute heartbeats through a shared CI machine at x400."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    for i, path in enumerate(scheme_files):
+        data = yaml.safe_load(path.read_text())
+        for d in data.get("devices") or []:
+            if d.get("type") == "hub":
+                d["heartbeat_interval_s"] = interval_s
+        copy = out_dir / f"{i}-{path.name}"
+        copy.write_text(yaml.safe_dump(data, sort_keys=False))
+        out.append(copy)
+    return out
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ import heapq
 import json
 import random
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from devices.topics import TopicLayout
 from responders.models import ShiftRole
 from simulator import api_session, wire
 from simulator.clock import SimClock
-from simulator.gateway_proc import DEFAULT_DSN, GatewayChild
+from simulator.gateway_proc import DEFAULT_DSN, GatewayChild, with_hub_interval
 from simulator.handsets import Handset, World
 from simulator.health import GatewayWatch
 from simulator.outbox import CARELINE, Outbox
@@ -103,6 +104,33 @@ class RunOptions:
     http_port: int | None = None
 
 
+# How long each gateway this process spawned took to answer ``/readyz`` (real seconds).
+STARTUPS: list[float] = []
+LEAD_CAP_REAL_S = 60.0
+
+
+def cpu_share(probe_real_s: float = 0.3) -> float:
+    """The share of a CPU this process gets right now: CPU time over wall time of a short busy
+    loop (1.0 on a quiet machine; 0.2 beside a burner and other suites on two cores)."""
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    while time.monotonic() - wall0 < probe_real_s:
+        sum(range(1000))
+    wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    return max(0.05, min(1.0, cpu / wall)) if wall > 0 else 1.0
+
+
+def start_lead(base_real_s: float) -> float:
+    """Real seconds from spawning the gateway to the scenario's first scheduled action.
+
+    The gateway's scheme clock is fixed when it is spawned; one that is not ready by the start
+    makes the schedule's first stretch late, burst out at once (at x400, 18 real s late is two
+    hours of the night). So the lead covers the start-up: 1.5 x the slowest of the last three
+    starts this process has seen, or, for the first, the base scaled by how little CPU this
+    process gets now."""
+    guess = 1.5 * max(STARTUPS[-3:]) if STARTUPS else base_real_s / cpu_share()
+    return min(LEAD_CAP_REAL_S, max(base_real_s, guess))
+
+
 class Sim:
     def __init__(
         self,
@@ -125,6 +153,7 @@ class Sim:
         self.seq: dict[str, int] = {}
         self.quiet_until: dict[str, float] = {}
         self.beating: set[str] = set()  # hubs whose last heartbeat still awaits its PUBACK
+        self.hub_period = scn.faults.hub_heartbeat_s
         self.world.partners = {
             c: tuple(o for o in cs if o != c)
             for cs in runs_at_start(scn, scheme).values()
@@ -188,7 +217,7 @@ class Sim:
     # ---- background: hub heartbeats ------------------------------------------------------
 
     async def hub_heartbeats(self) -> None:
-        period = self.scn.faults.hub_heartbeat_s
+        period = self.hub_period
         rng = random.Random(f"{self.scn.seed}/hubs")
         now = self.clock.now().timestamp()
         heap = [(now + rng.uniform(0, period), h.device_id) for h in hubs(self.scheme)]
@@ -638,10 +667,17 @@ async def _play_and_judge(
     start_utc = scn.start.replace(tzinfo=scheme.tz).astimezone(UTC)
     dsn = opts.dsn or DEFAULT_DSN
     child: GatewayChild | None = None
+    lead: float | None = None
+    hub_period = scn.faults.hub_heartbeat_s
     if opts.gateway_url is None:
-        anchor = time.time() + opts.lead_real_s
+        lead = start_lead(opts.lead_real_s)
+        anchor = time.time() + lead
+        schemes = list(opts.gateway_schemes or [scn.scheme_path()])
+        if scn.faults.hub_expected_s is not None:
+            out = Path(tempfile.mkdtemp(prefix="telecare-sim-schemes-"))
+            schemes = with_hub_interval(schemes, scn.faults.hub_expected_s, out)
         child = GatewayChild(
-            list(opts.gateway_schemes or [scn.scheme_path()]),
+            schemes,
             speed,
             start_utc,
             anchor,
@@ -665,6 +701,10 @@ async def _play_and_judge(
         async with httpx.AsyncClient(timeout=5, headers=api_session.HEADERS) as http:
             gateway_id = (await http.get(f"{base_url}/api/v1/ingest")).json()["gateway_id"]
         speed = clock.speed
+        if scn.faults.hub_expected_s is not None:
+            # That gateway keeps its own scheme file: beat well inside what it expects.
+            expected = min((h.expected_heartbeat_s for h in hubs(scheme)), default=60)
+            hub_period = min(hub_period, expected * 2 / 3)
     meter = SlipMeter(clock.speed, clock.anchor_real, clock.anchor_scheme.timestamp())
     clock = clock.with_meter(meter)
     filters = [
@@ -689,6 +729,7 @@ async def _play_and_judge(
             opts.mqtt_host, opts.mqtt_port, filters, handler, on_error=background.record
         ) as link:
             sim = Sim(scn, scheme, layout, clock, link, seed, sends)
+            sim.hub_period = hub_period
             sim.world.owner = world
             sim_holder.append(sim)
             background.spawn(meter.probe(), name="slip-probe")
@@ -696,7 +737,9 @@ async def _play_and_judge(
             background.spawn(sim.resender(), name="resender")
             if child is not None:
                 try:
+                    began = time.monotonic()
                     await asyncio.to_thread(child.start)
+                    STARTUPS.append(time.monotonic() - began)
                 except RuntimeError as exc:
                     raise RunInvalid(f"the gateway did not start: {exc}") from None
                 await asyncio.to_thread(api_session.sign_in, base_url, child.credentials_file)
@@ -787,6 +830,8 @@ async def _play_and_judge(
             "scheme_seconds": round((sim_end - start_utc).total_seconds()),
             "real_seconds": round(time.monotonic() - started, 1),
             "scheduled_actions": len(plan),
+            "gateway_lead_real_s": None if lead is None else round(lead, 1),
+            "gateway_start_real_s": round(STARTUPS[-1], 1) if child and STARTUPS else None,
         }
     )
     return verdict

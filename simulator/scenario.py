@@ -170,6 +170,12 @@ class Faults(BaseModel):
     model_config = _STRICT
 
     hub_heartbeat_s: float = Field(default=60, gt=0, description="Hub heartbeat period.")
+    hub_expected_s: int | None = Field(
+        default=None,
+        gt=0,
+        description="Hub heartbeat interval the spawned gateway expects: it is given a copy of"
+        " the scheme file with this heartbeat_interval_s on every hub. None: the scheme's own.",
+    )
     low_battery: int = Field(default=0, ge=0, description="Low-battery reports (smoke/pendant).")
     tamper: int = Field(default=0, ge=0)
     hub_silence: list[HubSilence] = Field(default_factory=list)

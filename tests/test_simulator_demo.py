@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -96,3 +97,39 @@ def test_a_kept_gateway_lives_in_its_state_dir_on_its_port(tmp_path: Path) -> No
     d = child.describe()
     assert d["credentials"] == str(child.workdir / "dev-credentials.json")
     assert d["auth_store"] == env["TELECARE_AUTH__STORE"]
+
+
+def test_a_scheme_copy_declares_the_scenarios_hub_interval(tmp_path: Path) -> None:
+    from devices.scheme import load_scheme
+    from simulator.gateway_proc import with_hub_interval
+    from simulator.schedule import hubs
+
+    original = Path("examples/hazelhurst-court.yaml")
+    (copy,) = with_hub_interval([original], 900, tmp_path)
+    before, after = load_scheme(original), load_scheme(copy)
+    assert len(hubs(after)) == len(hubs(before)) == 60
+    assert {h.expected_heartbeat_s for h in hubs(after)} == {900}
+    assert {h.expected_heartbeat_s for h in hubs(before)} == {60}
+    # Nothing else changes: the same devices, residents and rota.
+    assert [d.device_id for d in after.devices] == [d.device_id for d in before.devices]
+    assert [c.id for c in after.carers] == [c.id for c in before.carers]
+
+
+def test_the_gateway_gets_a_lead_that_covers_its_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import runner
+
+    monkeypatch.setattr(runner, "STARTUPS", [])
+    monkeypatch.setattr(runner, "cpu_share", lambda: 1.0)
+    assert runner.start_lead(4.0) == 4.0  # a quiet machine: the base lead
+    monkeypatch.setattr(runner, "cpu_share", lambda: 0.25)
+    assert runner.start_lead(4.0) == 16.0  # a quarter of a CPU: four times as long
+    monkeypatch.setattr(runner, "STARTUPS", [2.0, 14.0, 3.0])
+    assert runner.start_lead(4.0) == 21.0  # 1.5 x the slowest recent start
+    monkeypatch.setattr(runner, "STARTUPS", [90.0])
+    assert runner.start_lead(4.0) == runner.LEAD_CAP_REAL_S
+
+
+def test_cpu_share_is_a_fraction() -> None:
+    from simulator.runner import cpu_share
+
+    assert 0.05 <= cpu_share(0.05) <= 1.0
