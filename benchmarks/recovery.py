@@ -177,7 +177,6 @@ def main() -> None:
                 # holding an offer already, the new press itself waits its turn in the queue.
                 offer = h.wait(lambda g: g.body.get("type") == "offer", 120, mark)
                 result["first_offer_s"] = None if offer is None else offer.at - started
-                result["open_alarms_after"] = open_alarms(url)
             finally:
                 h.close()
                 stop(proc)
