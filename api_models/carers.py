@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import Field
+
 from api_models.common import Shape
 
 
@@ -36,6 +38,9 @@ class Carer(Shape):
     busy_with: str | None = None
     routable: bool = False
     reason: str = ""
+    disturbances_tonight: int = Field(
+        default=0, description="Alarms attended tonight on a sleep-in (more than 2: waking night)."
+    )
 
     @property
     def key(self) -> str:

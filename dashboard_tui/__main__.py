@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--user",
         default=os.environ.get("TELECARE_API_USER"),
-        help="account to sign in with (default: $TELECARE_API_USER, else the development"
-        " control-room account in var/dev-credentials.json)",
+        help="your account (default: $TELECARE_API_USER, else the development control-room"
+        " account in var/dev-credentials.json); asks for the password when there is none",
     )
     p.add_argument(
         "--password-file",
@@ -56,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.password = Path(args.password_file).read_text().strip()
         except OSError as exc:
             p.error(f"cannot read --password-file: {exc.strerror}")
+    if args.user and not args.password:
+        # The operator's own account: every action is taken in their name, so never fall
+        # back to another account here.
+        if not sys.stdin.isatty():
+            p.error(f"no password for {args.user}: give --password-file or TELECARE_API_PASSWORD")
+        args.password = getpass.getpass(f"Password for {args.user} at {args.url}: ")
     if not args.user or not args.password:
         creds = load_dev_credentials(args.credentials)
         account = creds.account("control_room") if creds else None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -16,7 +19,11 @@ from dashboard_tui.models import (
     Alert,
     Carer,
     ClockReading,
+    DeviceHealthBoard,
+    OperatorAccepted,
     Readiness,
+    SchemeKpi,
+    SessionInfo,
 )
 
 CarerStatus = Literal["available", "on_break", "unavailable"]
@@ -83,6 +90,20 @@ class GatewayClient:
         )
         self._login = (username, password) if username and password else None
         self._signed_in = token is not None
+        # The first poll asks for several things at once: one sign-in serves them all
+        # (each would otherwise sign in, and the gateway's sign-in limiter counts them).
+        self._signing_in = asyncio.Lock()
+        self._session = 0  # bumped by each sign-in
+
+    async def _ensure_signed_in(self, stale: int | None = None) -> None:
+        """Sign in unless signed in already; with ``stale`` (the session a 401 came from),
+        sign in again unless another request already has."""
+        if self._login is None:
+            return
+        async with self._signing_in:
+            if self._signed_in and (stale is None or stale != self._session):
+                return
+            await self.sign_in()
 
     async def sign_in(self) -> None:
         """A new session for the configured account (``GatewayRefused`` if refused)."""
@@ -99,6 +120,7 @@ class GatewayClient:
         self._http.headers["Authorization"] = f"Bearer {resp.json()['token']}"
         self._http.cookies.clear()
         self._signed_in = True
+        self._session += 1
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -134,7 +156,42 @@ class GatewayClient:
         path = f"/api/v1/alarms/{alarm_id}"
         return _parse(AlarmDetail, await self._get(path), path)
 
+    async def whoami(self) -> SessionInfo:
+        """The signed-in account (``GET /api/v1/session``): shown in the header."""
+        return _parse(SessionInfo, await self._get("/api/v1/session"), "/api/v1/session")
+
+    async def device_health(self) -> DeviceHealthBoard:
+        path = "/api/v1/devices/health"
+        return _parse(DeviceHealthBoard, await self._get(path), path)
+
+    async def kpi(self) -> list[SchemeKpi]:
+        return _parse_list(_KPI, await self._get("/api/v1/kpi"), "/api/v1/kpi")
+
+    async def alerts_since(self, since: datetime) -> list[Alert]:
+        """Alerts recorded after ``since`` (the catch-up after the stream was down)."""
+        data = await self._get("/api/v1/alerts", params={"since": str(since.timestamp())})
+        return _parse_list(_ALERTS, data, "/api/v1/alerts")
+
     # ---- writes -----------------------------------------------------------------------------
+
+    async def act(self, alarm_id: str, action: str, body: dict[str, Any]) -> OperatorAccepted:
+        """An operator action on an alarm (``assign``, ``escalate``, ``accept``, ``arrived``,
+        ``resolve``, ``notes``, ``acknowledge``, ``silence``). A fresh ``request_id`` per
+        call: the client's own retry (after a new sign-in) is applied once."""
+        path = f"/api/v1/alarms/{alarm_id}/{action}"
+        body = {"request_id": str(uuid.uuid4()), **body}
+        return _parse(
+            OperatorAccepted, await self._request("POST", path, json=body, ok=(202,)), path
+        )
+
+    async def set_test_window(self, scheme: str, device_id: str, minutes: int) -> None:
+        """Put a device in a test window for ``minutes`` (0 ends it)."""
+        path = f"/api/v1/devices/{scheme}/{device_id}/maintenance"
+        await self._request("POST", path, json={"minutes": minutes}, ok=(200, 202))
+
+    async def clear_fault(self, scheme: str, device_id: str, kind: str) -> None:
+        path = f"/api/v1/devices/{scheme}/{device_id}/faults/{kind}/clear"
+        await self._request("POST", path, ok=(202,))
 
     async def set_carer_status(self, scheme: str, carer_id: str, status: CarerStatus) -> None:
         """Control-room override; the gateway answers 202 once the change is queued."""
@@ -156,8 +213,7 @@ class GatewayClient:
         """
         path = "/api/v1/alerts/stream"
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT_S)
-        if self._login is not None and not self._signed_in:
-            await self.sign_in()
+        await self._ensure_signed_in()
         try:
             async with self._http.stream("GET", path, timeout=timeout) as resp:
                 if resp.status_code == 401:
@@ -191,13 +247,13 @@ class GatewayClient:
         params: dict[str, str] | None = None,
         json: Any = None,
     ) -> Any:
-        if self._login is not None and not self._signed_in:
-            await self.sign_in()
+        await self._ensure_signed_in()
+        session = self._session
         try:
             resp = await self._http.request(method, path, params=params, json=json)
             if resp.status_code == 401 and self._login is not None:
                 # The session ended (expiry, a restart of the store): sign in once and retry.
-                await self.sign_in()
+                await self._ensure_signed_in(stale=session)
                 resp = await self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
             raise GatewayUnreachable(path, _describe(exc)) from exc
@@ -210,6 +266,8 @@ class GatewayClient:
 
 
 _ALARMS = TypeAdapter(list[Alarm])
+_KPI = TypeAdapter(list[SchemeKpi])
+_ALERTS = TypeAdapter(list[Alert])
 _CARERS = TypeAdapter(list[Carer])
 U = TypeVar("U")
 

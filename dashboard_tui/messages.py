@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from dashboard_tui.client import CarerStatus
-from dashboard_tui.models import Alarm, Alert, Carer, ClockReading, Readiness
+from dashboard_tui.models import (
+    Alarm,
+    Alert,
+    Carer,
+    ClockReading,
+    DeviceHealth,
+    DeviceHealthBoard,
+    Readiness,
+    SchemeKpi,
+)
 
 
 @dataclass
@@ -18,6 +27,12 @@ class Snapshot(Message):
     clock: ClockReading
     alarms: list[Alarm]
     carers: list[Carer]
+    # Read in the same poll, but optional: the figures need the database, and an older
+    # gateway may not serve them. ``*_error`` says why they are missing.
+    devices: DeviceHealthBoard | None = None
+    kpi: list[SchemeKpi] | None = None
+    devices_error: str | None = None
+    kpi_error: str | None = None
 
 
 @dataclass
@@ -60,3 +75,19 @@ class CarerStatusRequested(Message):
     scheme: str
     carer_id: str
     status: CarerStatus
+
+
+@dataclass
+class ActionRequested(Message):
+    """The operator pressed an action key on the alarm board (``action`` is the API's)."""
+
+    action: str
+    alarm: Alarm
+
+
+@dataclass
+class DeviceActionRequested(Message):
+    """The operator pressed an action key on the device-health panel."""
+
+    action: str  # test_window, clear_fault
+    device: DeviceHealth

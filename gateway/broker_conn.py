@@ -1,4 +1,5 @@
-"""How the gateway's MQTT clients reach the broker: address, credentials and TLS.
+"""How the gateway's MQTT clients reach the broker: address, credentials and TLS, the one
+client factory (:func:`mqtt_client`) and the one reconnect backoff (:class:`Backoff`).
 
 Both clients (ingest and the engine's outbox publisher) build their ``aiomqtt.Client`` from
 ``connection_options`` so they can never disagree on where or how they connect; only the
@@ -7,10 +8,13 @@ credential differs, when the publisher has its own.
 
 from __future__ import annotations
 
+import random
 import ssl
 import threading
-from typing import Any, TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
+import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -131,3 +135,62 @@ def publisher_refusal(m: MqttSettings, timeout_s: float = 10.0) -> str | None:
             f"(reason {codes[0]}); the engine could not send offers"
         )
     return None
+
+
+C = TypeVar("C", bound=aiomqtt.Client)
+
+
+def mqtt_client(
+    m: MqttSettings,
+    identifier: str,
+    *,
+    publisher: bool = False,
+    cls: type[C] = aiomqtt.Client,  # type: ignore[assignment]
+    **kwargs: Any,
+) -> C:
+    """An MQTT 5 client for the gateway: where, who and how securely from the settings, a 10 s
+    operation timeout, and anything else (session, properties, queue bounds) from the caller."""
+    return cls(
+        **connection_options(m, publisher=publisher),
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=10,
+        **kwargs,
+    )
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, for every loop that reconnects to something.
+
+    ``next()`` is the delay before the next attempt: ``first_s``, doubling up to ``cap_s``, each
+    spread by ±``jitter`` so that gateways restarted together do not retry in step. ``reset()``
+    after a success starts again from ``first_s``.
+    """
+
+    def __init__(
+        self,
+        first_s: float,
+        cap_s: float,
+        jitter: float = 0.2,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if first_s <= 0 or cap_s < first_s or not 0 <= jitter < 1:
+            raise ValueError("backoff needs 0 < first_s <= cap_s and 0 <= jitter < 1")
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self.jitter = jitter
+        self._uniform = uniform
+        self._base = first_s
+
+    @property
+    def base(self) -> float:
+        """The next delay before jitter."""
+        return self._base
+
+    def reset(self) -> None:
+        self._base = self.first_s
+
+    def next(self) -> float:
+        delay = self._base * self._uniform(1 - self.jitter, 1 + self.jitter)
+        self._base = min(self._base * 2, self.cap_s)
+        return delay

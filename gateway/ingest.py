@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -40,12 +39,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.decoders import DecodeError, Registry, decode_message
+from devices.records import CalloutRecord, EventRecord, RecordType
 from devices.topics import TopicLayout
-from gateway.broker_conn import connection_options
+from gateway.broker_conn import Backoff, mqtt_client
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.fence import Fences
-from gateway.flow import FlowControlledClient, InFlight
+from gateway.flow import FlowControlledClient, InFlight, share_property_tables
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
 from gateway.puback import AckedPublisher
@@ -95,6 +95,18 @@ def _ack_on(client: paho.Client, mid: int, qos: int, window: InFlight) -> Callab
     return ack
 
 
+def _known_id(incoming: Incoming) -> str | None:
+    """The event or call-out id the decoder read, so the receipt need not parse it again."""
+    if not incoming.records:
+        return None
+    rec = incoming.records[0].record
+    if isinstance(rec, EventRecord):
+        return str(rec.event_id)
+    if isinstance(rec, CalloutRecord):
+        return rec.callout_id
+    return None
+
+
 class Ingest:
     """Owns the broker session and the journal writer. ``run`` until cancelled."""
 
@@ -126,6 +138,11 @@ class Ingest:
         m = settings.mqtt
         self._fence_topic = self.layout.fence(m.username or m.client_id)
         self._fence_back = asyncio.Event()
+        share_property_tables()
+        # Children bound once: ``labels()`` per message cost five times the increment itself.
+        self._counted = {r: metrics.messages.labels(r) for r in ("accepted", "duplicate")}
+        self._dead = metrics.messages.labels("dead_letter")
+        self._records = {t: metrics.records.labels(t.value) for t in RecordType}
 
     def classify(self, topic: str, payload: bytes, received_at: datetime) -> Incoming:
         """Decode one message; any failure becomes a dead letter, never an exception."""
@@ -164,14 +181,13 @@ class Ingest:
         # Receive Maximum); with PUBACK after the commit, that bounds what a backlog can put
         # in memory at once.
         props.ReceiveMaximum = self.settings.ingest.receive_maximum
-        client = FlowControlledClient(
-            **connection_options(m),
-            identifier=m.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
+        client = mqtt_client(
+            m,
+            m.client_id,
+            cls=FlowControlledClient,
             clean_start=False,
             properties=props,
             keepalive=m.keepalive_s,
-            timeout=10,
             # Never drop here: the Receive Maximum above already bounds this queue.
             max_queued_incoming_messages=0,
         )
@@ -183,7 +199,7 @@ class Ingest:
 
     async def _mqtt_loop(self) -> None:
         m = self.settings.mqtt
-        delay = m.reconnect_min_s
+        backoff = Backoff(m.reconnect_min_s, m.reconnect_max_s)
         while True:
             try:
                 client = self._client()
@@ -201,7 +217,7 @@ class Ingest:
                     self.connected = True
                     self.metrics.mqtt_connected.set(1)
                     self.metrics.mqtt_connects.inc()
-                    delay = m.reconnect_min_s
+                    backoff.reset()
                     log.info("connected to mqtt %s:%s as %s", m.host, m.port, m.client_id)
                     # Receipts live and die with this connection; the queue outlives it.
                     receipts = asyncio.create_task(
@@ -219,14 +235,13 @@ class Ingest:
                 rc = getattr(exc.rc, "value", exc.rc)
                 if rc in _FATAL_CONNECT_CODES:
                     raise FatalMqttError(f"broker refused the gateway: {exc}") from exc
-                log.warning("mqtt error: %s; reconnecting in %.1fs", exc, delay)
+                log.warning("mqtt error: %s; reconnecting in ~%.1fs", exc, backoff.base)
             except aiomqtt.MqttError as exc:
-                log.warning("mqtt connection lost: %s; reconnecting in %.1fs", exc, delay)
+                log.warning("mqtt connection lost: %s; reconnecting in ~%.1fs", exc, backoff.base)
             finally:
                 self.connected = False
                 self.metrics.mqtt_connected.set(0)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, m.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         paho_client = client._client
@@ -247,7 +262,7 @@ class Ingest:
                 continue
             now = self.clock.now()
             incoming = self.classify(topic, payload, now)
-            target = target_for(self.layout, topic, payload, self.registry)
+            target = target_for(self.layout, topic, payload, self.registry, _known_id(incoming))
             # Waits only when the queue is full: the broker then holds the rest for us.
             await self.queue.put(Pending(incoming, ack, time.monotonic(), target))
             self.metrics.ingest_queue.set(self.queue.qsize())
@@ -297,14 +312,14 @@ class Ingest:
             self.metrics.ingest_latency.observe(now - pending.arrived)
             dl = pending.incoming.dead_letter
             if dl is not None:
-                self.metrics.messages.labels("dead_letter").inc()
+                self._dead.inc()
                 self.metrics.dead_letters.labels(dl.reason).inc()
             elif result.new:
-                self.metrics.messages.labels("accepted").inc()
+                self._counted["accepted"].inc()
                 for rec in pending.incoming.records:
-                    self.metrics.records.labels(rec.record_type.value).inc(1)
+                    self._records[rec.record_type].inc(1)
             else:
-                self.metrics.messages.labels("duplicate").inc()
+                self._counted["duplicate"].inc()
         for callback in self.on_committed:
             callback(items)
 

@@ -19,7 +19,8 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from devices.decoders import Decoded
-from devices.records import RECORDS, Record
+from devices.records import RECORDS, EventRecord, Record
 from devices.storable import escape_text
 
 _SCHEMA = """
@@ -54,6 +55,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload_size INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS engine_state (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_contact (
+    scheme TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (scheme, device_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -71,6 +78,12 @@ CREATE TABLE IF NOT EXISTS engine_log (
 """
 
 STREAMS = ("records", "dead_letters", "engine_log")
+
+_CONTACT = (
+    "INSERT INTO device_contact (scheme, device_id, received_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (scheme, device_id) DO UPDATE SET received_at = excluded.received_at"
+    " WHERE excluded.received_at > device_contact.received_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +186,7 @@ class Journal:
                 self.epoch = row[0]
             self._reader = self._connect()
             self._rekey_events(self._writer)
+            self._fill_contact(self._writer)
             for stream in STREAMS:
                 self.stats.heads[stream] = self.head(stream)
         except (OSError, sqlite3.Error) as exc:
@@ -192,6 +206,22 @@ class Journal:
             " AND instr(key, '/') = 0 AND json_extract(body, '$.device_id') IS NOT NULL"
         )
         conn.execute("INSERT INTO meta VALUES ('event_keys', 'scheme/device/event_id')")
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _fill_contact(conn: sqlite3.Connection) -> None:
+        """Journals written before ``device_contact`` existed: fill it once from the events."""
+        done = conn.execute("SELECT 1 FROM meta WHERE key = 'device_contact'").fetchone()
+        if done is not None:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT OR REPLACE INTO device_contact (scheme, device_id, received_at)"
+            " SELECT scheme, json_extract(body, '$.device_id'), MAX(received_at) FROM records"
+            " WHERE record_type = 'event' AND json_extract(body, '$.device_id') IS NOT NULL"
+            " GROUP BY 1, 2"
+        )
+        conn.execute("INSERT INTO meta VALUES ('device_contact', 'kept on commit')")
         conn.execute("COMMIT")
 
     def close(self) -> None:
@@ -230,6 +260,10 @@ class Journal:
                     )
                     if cur.rowcount == 1:
                         new += 1
+                        if isinstance(rec.record, EventRecord):
+                            # Last contact per device, kept as events arrive: a restart reads
+                            # it instead of grouping days of events (seconds on a big journal).
+                            conn.execute(_CONTACT, (rec.scheme, rec.record.device_id, received))
                     else:
                         dup += 1
                 dl = item.dead_letter
@@ -384,12 +418,10 @@ class EngineStore:
             raise JournalError(f"engine commit failed: {exc}") from exc
 
     def last_contact(self) -> dict[str, datetime]:
-        """``"<scheme>/<device>"`` -> when the journal last received anything from it."""
-        rows = self.journal._read(
-            "SELECT scheme, json_extract(body, '$.device_id'), MAX(received_at) FROM records"
-            " WHERE record_type = 'event' GROUP BY 1, 2"
-        )
-        return {f"{s}/{d}": datetime.fromisoformat(t) for s, d, t in rows if d is not None}
+        """``"<scheme>/<device>"`` -> when the journal last received an event from it (kept
+        as events are committed, so it outlives the pruning of the events themselves)."""
+        rows = self.journal._read("SELECT scheme, device_id, received_at FROM device_contact")
+        return {f"{s}/{d}": datetime.fromisoformat(t) for s, d, t in rows}
 
     def unsent(self, limit: int = 500) -> list[OutboxRow]:
         rows = self.journal._read(
@@ -398,16 +430,30 @@ class EngineStore:
         return [OutboxRow(*r) for r in rows]
 
     def mark_sent(self, seqs: list[int]) -> None:
-        conn = self._w()
-        conn.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
-        # Sent rows are history only in the database's records; keep the outbox small.
-        conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
+        # One transaction: in autocommit mode each UPDATE of ``executemany`` was a transaction
+        # (an fsync) of its own, and ingest's commits queued behind them on the writer thread.
+        with self._transaction("outbox mark sent") as conn:
+            conn.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+            # Sent rows are history only in the database's records; keep the outbox small.
+            conn.execute("DELETE FROM outbox WHERE sent = 1 AND seq < ?", (min(seqs) - 1000,))
 
     def mark_abandoned(self, seqs: list[int]) -> None:
         """Rows the publisher gave up on (refused or unacknowledged too often): kept, not
         retried; the control room has been told (see ``gateway.outbox``)."""
+        with self._transaction("outbox mark abandoned") as conn:
+            conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         conn = self._w()
-        conn.executemany("UPDATE outbox SET sent = 2 WHERE seq = ?", [(s,) for s in seqs])
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise JournalError(f"{what} failed: {exc}") from exc
 
     def enqueue(
         self, outbox: list[tuple[str, str]], log: list[tuple[str, str, str]], now: datetime

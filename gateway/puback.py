@@ -51,6 +51,11 @@ class PublishOutcome:
         return "ok" if self.ok else "refused"
 
 
+def _expire(fut: asyncio.Future[int]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 def describe(code: int) -> str:
     return f"{REASON_NAMES.get(code, 'refused')} ({code})"
 
@@ -85,11 +90,15 @@ class AckedPublisher:
             return PublishOutcome(None, f"not sent: {paho.error_string(info.rc)}")
         fut: asyncio.Future[int] = loop.create_future()
         self._waiting[info.mid] = fut
+        # A timer on the future, not ``asyncio.wait_for``: that wraps every publish in a task
+        # of its own, and a receipt per device message made it a hot spot of the ingest loop.
+        timer = loop.call_later(self._timeout_s, _expire, fut)
         try:
-            code = await asyncio.wait_for(fut, self._timeout_s)
+            code = await fut
         except TimeoutError:
             return PublishOutcome(None, f"no PUBACK within {self._timeout_s:g}s")
         finally:
+            timer.cancel()
             self._waiting.pop(info.mid, None)
         if code >= FIRST_FAILURE_CODE:
             return PublishOutcome(code, f"refused by the broker: {describe(code)}")

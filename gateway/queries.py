@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from api_models import AuditEntry, DeadLetterRow, Decision, DeviceEventRow, TimelineRow
+from api_models import Alert, AuditEntry, DeadLetterRow, Decision, DeviceEventRow, TimelineRow
 from gateway.api.ports import DatabaseUnavailable, NotAnId
 from gateway.kpi import AlarmTimes
 
@@ -104,6 +104,18 @@ class Queries:
     async def audit(self, limit: int, username: str | None, action: str | None) -> list[AuditEntry]:
         return await read_audit(self.pool, limit, username, action)
 
+    async def alerts(self, since: datetime, scheme: str | None, limit: int) -> list[Alert]:
+        """Control-room alerts recorded since ``since`` (oldest first), in the stream's shape:
+        what a control room missed while it was away."""
+        rows = await self.pool.fetch(
+            "SELECT at, scheme, kind, code, priority, alarm_id::text AS alarm_id, target, message"
+            " FROM notifications WHERE at >= %s AND (%s::text IS NULL OR scheme = %s)"
+            " AND kind IN ('control_room', 'on_call', 'edt', 'follow_up', 'technical')"
+            " ORDER BY at, journal_seq LIMIT %s",
+            (since, scheme, scheme, limit),
+        )
+        return [alert_of(r) for r in rows]
+
     async def alarm_times(self, scheme: str, since: datetime) -> list[AlarmTimes]:
         """Each alarm raised since ``since``: its most urgent priority and first accept,
         arrival and close (engine time). Test calls never raised are not alarms."""
@@ -178,3 +190,31 @@ async def read_audit(
         (username, username, action, action, limit),
     )
     return [AuditEntry.model_validate(r) for r in rows]
+
+
+def alert_of(row: dict[str, Any]) -> Alert:
+    """A recorded notification as the alert the stream sent for it (gateway/engine/shell.py)."""
+    kind, code = row["kind"], row["code"]
+    common = {
+        "scheme": row["scheme"],
+        "at": row["at"],
+        "message": row["message"],
+        "alarm_id": row["alarm_id"],
+    }
+    match kind:
+        case "control_room":
+            return Alert(type="alert", priority=row["priority"], code=code, **common)
+        case "on_call":
+            return Alert(type="on_call", carer_id=row["target"], **common)
+        case "follow_up":
+            return Alert(type="follow_up", kind=code, **common)
+        case "technical":
+            cleared = code.endswith("_cleared")
+            return Alert(
+                type="technical",
+                code=code.removesuffix("_cleared"),
+                device_id=row["target"],
+                cleared=cleared,
+                **common,
+            )
+    return Alert(type=kind, **common)

@@ -68,12 +68,17 @@ def _read_id(payload: bytes, id_field: str) -> str | None:
 
 
 def target_for(
-    layout: TopicLayout, topic: str, payload: bytes, heartbeats: HeartbeatLookup
+    layout: TopicLayout,
+    topic: str,
+    payload: bytes,
+    heartbeats: HeartbeatLookup,
+    known_id: str | None = None,
 ) -> ReceiptTarget | None:
     """The receipt a message on ``topic`` earns, or None (handsets, Zigbee, stray topics).
 
     Any message under ``<root>/<scheme>/devices/<device_id>/`` gets one, refused ones too (a
     misspelt topic is told so), and so does any message on ``<root>/<scheme>/careline/callouts``.
+    ``known_id``: the id the decoder already read, so the payload is not parsed a second time.
     """
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != layout.root or not parts[1]:
@@ -84,12 +89,15 @@ def target_for(
         return ReceiptTarget(
             layout.device_receipts(scheme, device_id),
             "event_id",
-            _read_id(payload, "event_id"),
+            known_id if known_id is not None else _read_id(payload, "event_id"),
             heartbeats.heartbeat_s(scheme, device_id),
         )
     if len(parts) == 4 and parts[2:] == ["careline", "callouts"]:
         return ReceiptTarget(
-            layout.careline_receipts(scheme), "callout_id", _read_id(payload, "callout_id"), None
+            layout.careline_receipts(scheme),
+            "callout_id",
+            known_id if known_id is not None else _read_id(payload, "callout_id"),
+            None,
         )
     return None
 

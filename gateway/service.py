@@ -225,7 +225,14 @@ class Gateway:
         self._first_accounts()
         server = _Server(
             uvicorn.Config(
-                self.app, host=http.host, port=http.port, log_level="warning", lifespan="off"
+                self.app,
+                host=http.host,
+                port=http.port,
+                log_level="warning",
+                lifespan="off",
+                # A control room's alert stream or a carer page never ends by itself: without
+                # a bound, a connected client would hold the gateway's stop forever.
+                timeout_graceful_shutdown=3,
             )
         )
         stop = asyncio.Event()

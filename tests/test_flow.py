@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.flow import InFlight
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import MQTTException, Properties
+
+from gateway.flow import InFlight, share_property_tables
 from gateway.metrics import Metrics
 
 
@@ -53,3 +57,20 @@ def test_no_pause_before_the_session_is_subscribed() -> None:
     assert client.paused
     metrics: Any = w.metrics
     assert metrics.ingest_in_flight_peak._value.get() == 5
+
+
+def test_shared_property_tables_keep_paho_properties_working() -> None:
+    share_property_tables()
+    share_property_tables()  # idempotent
+    a = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    a.ReceiveMaximum = 50
+    a.SessionExpiryInterval = 3600
+    b = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    assert a.names is b.names and a.properties is b.properties
+    assert not hasattr(b, "ReceiveMaximum")
+    # Round trip through the wire form, as paho packs and unpacks a packet's properties.
+    c = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    c.unpack(a.pack())  # type: ignore[no-untyped-call]
+    assert c.ReceiveMaximum == 50 and c.SessionExpiryInterval == 3600
+    with pytest.raises(MQTTException):
+        b.ReceiveMaximum = 50  # not a PUBLISH property: still refused

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from devices.decoders import Decoded, RecordType
 from devices.events import EventKind
 from devices.records import EventRecord
-from gateway.journal import DeadLetter, Incoming, Journal
+from gateway.journal import DeadLetter, EngineStore, Incoming, Journal, JournalError
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
@@ -76,3 +79,96 @@ def test_prune_keeps_unshipped_and_recent_rows(tmp_path: Path) -> None:
     # A pruned key is no longer a duplicate, but sequence numbers never go back.
     j.commit([incoming("old", now)])
     assert j.head("records") == 4
+
+
+def _outbox(j: Journal, n: int) -> None:
+    store = EngineStore(j)
+    store.enqueue([(f"t/{i}", "{}") for i in range(n)], [], T0)
+
+
+def test_mark_sent_marks_in_one_transaction_and_keeps_the_outbox_small(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    _outbox(j, 1500)
+    store = EngineStore(j)
+    seqs = [r.seq for r in store.unsent(2000)]
+    before = j._writer.total_changes if j._writer else 0
+    store.mark_sent(seqs[:1200])
+    assert [r.seq for r in store.unsent(2000)] == seqs[1200:]
+    # Rows sent more than 1,000 below the oldest just sent are gone; the writer is idle again.
+    store.mark_sent(seqs[1200:])
+    assert store.unsent(2000) == []
+    left = j._read("SELECT count(*) FROM outbox")[0][0]
+    assert left < 1500
+    assert j._writer is not None and not j._writer.in_transaction
+    assert j._writer.total_changes > before
+
+
+def test_mark_sent_that_cannot_write_raises_journal_error_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    _outbox(j, 3)
+    store = EngineStore(j)
+    seqs = [r.seq for r in store.unsent(10)]
+    assert j._writer is not None
+    j._writer.execute("PRAGMA busy_timeout=0")
+    other = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(JournalError):
+            store.mark_sent(seqs)
+        with pytest.raises(JournalError):
+            store.mark_abandoned(seqs)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r.seq for r in store.unsent(10)] == seqs
+    assert not j._writer.in_transaction
+
+
+def _event(device: str, at: datetime, event_id: uuid.UUID | None = None) -> Incoming:
+    event = EventRecord(
+        event_id=event_id or uuid.uuid4(),
+        device_id=device,
+        kind=EventKind.HEARTBEAT,
+        occurred_at=at,
+    )
+    return Incoming(f"t/s1/devices/{device}/events", at, records=[Decoded.of("s1", event)])
+
+
+def test_last_contact_is_kept_on_commit_and_never_moves_back(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    store = EngineStore(j)
+    same = uuid.uuid4()
+    j.commit([_event("a", T0, same), _event("b", T0)])
+    j.commit([_event("a", T0 + timedelta(minutes=5))])
+    # A late, older event and a redelivered duplicate leave the newest contact alone.
+    j.commit([_event("a", T0 + timedelta(minutes=1)), _event("b", T0 + timedelta(hours=1), same)])
+    j.commit([_event("b", T0 + timedelta(hours=2), uuid.uuid4())])
+    j.commit([Incoming("t/s1/devices/b/events", T0 + timedelta(hours=3), records=[])])
+    assert store.last_contact() == {
+        "s1/a": T0 + timedelta(minutes=5),
+        "s1/b": T0 + timedelta(hours=2),
+    }
+    # Pruning the events does not forget when a device was last heard.
+    j.prune({"records": 10**9}, now=T0 + timedelta(days=30))
+    assert j.read_records(0, 10) == []
+    assert store.last_contact()["s1/a"] == T0 + timedelta(minutes=5)
+
+
+def test_a_journal_from_before_the_contact_table_is_filled_once_at_open(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    j.commit([_event("a", T0), _event("a", T0 + timedelta(minutes=3)), _event("c", T0)])
+    assert j._writer is not None
+    j._writer.execute("DELETE FROM device_contact")
+    j._writer.execute("DELETE FROM meta WHERE key = 'device_contact'")
+    j.close()
+    j.open()
+    assert EngineStore(j).last_contact() == {
+        "s1/a": T0 + timedelta(minutes=3),
+        "s1/c": T0,
+    }

@@ -101,3 +101,10 @@ def test_resend_backoff_starts_at_two_seconds_doubles_and_caps_at_thirty() -> No
         assert 0.8 * base <= d <= min(1.2 * base, RESEND_CAP_S)
     assert resend_delay(0, random.Random(1)) <= 2.4
     assert resend_delay(100, random.Random(1)) <= RESEND_CAP_S
+
+
+def test_an_id_the_decoder_read_is_used_without_parsing_again() -> None:
+    t = target_for(L, "tc/s1/devices/d/events", b"not json at all", Beats(), known_id="e-9")
+    assert t is not None and t.id_value == "e-9"
+    t = target_for(L, "tc/s1/careline/callouts", b"", Beats(), known_id="ARC-9")
+    assert t is not None and t.id_value == "ARC-9" and t.id_field == "callout_id"

@@ -8,7 +8,6 @@ the gateway; ``dashboard_tui`` itself never does (tests/test_architecture.py).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,14 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
+from api_models import (
+    DeviceHealth,
+    DeviceHealthBoard,
+    DeviceProblem,
+    KpiFigures,
+    ProblemKind,
+    SchemeKpi,
+)
 from dashboard_tui.app import ControlRoom
 from dashboard_tui.client import GatewayClient, GatewayRefused, Heartbeat, _sse_events
 from dashboard_tui.models import Alert
@@ -30,6 +37,7 @@ from dashboard_tui.screens.alarm_detail import AlarmDetailScreen
 from dashboard_tui.widgets.alarms import AlarmsTable
 from dashboard_tui.widgets.alerts import AlertsLog
 from dashboard_tui.widgets.carers import CarersTable
+from dashboard_tui.widgets.devices import DevicesTable
 from dashboard_tui.widgets.header import GatewayStatus
 from devices.events import Priority
 from gateway.api.live import alarm_view
@@ -213,6 +221,66 @@ ALERTS = [
 ]
 
 
+def device_board(offline: tuple[str, ...] = ("hzc-b-104-hub",)) -> dict[str, Any]:
+    """``GET /api/v1/devices/health`` as the gateway builds it (api_models.DeviceHealthBoard)."""
+    rows = [
+        DeviceHealth(
+            scheme=SCHEME,
+            device_id=d,
+            type="hub",
+            flat_id="B-104",
+            last_heard=NOW - timedelta(minutes=40),
+            heartbeat_s=600,
+            missed_heartbeats=4,
+            problems=(DeviceProblem(kind=ProblemKind.OFFLINE, since=NOW - timedelta(minutes=40)),),
+        )
+        for d in offline
+    ]
+    rows.append(
+        DeviceHealth(
+            scheme=SCHEME,
+            device_id="hzc-a-012-pendant",
+            type="pendant",
+            flat_id="A-012",
+            last_heard=NOW,
+            heartbeat_s=3600,
+            problems=(DeviceProblem(kind=ProblemKind.LOW_BATTERY, since=NOW - timedelta(hours=3)),),
+        )
+    )
+    counts = {"offline": len(offline), "low_battery": 1}
+    board = DeviceHealthBoard(now=NOW, devices=tuple(rows), counts=counts, total_devices=120)
+    return board.model_dump(mode="json")
+
+
+def kpi_strip() -> list[dict[str, Any]]:
+    def fig(window: str, n: int) -> KpiFigures:
+        return KpiFigures(
+            window=window,
+            start=NOW - timedelta(hours=3),
+            end=NOW + timedelta(hours=5),
+            alarms=n,
+            accepted=n - 1,
+            arrived=n - 2,
+            accept_median_s=42.0,
+            accept_p90_s=95.0,
+            arrive_median_s=210.0,
+            arrive_p90_s=420.0,
+            judged=n - 2,
+            within_target_pct=83.3,
+        )
+
+    k = SchemeKpi(
+        scheme=SCHEME,
+        now=NOW,
+        tonight=fig("tonight", 8),
+        today=fig("today", 5),
+        hourly=(0, 1, 0, 2, 3, 1, 0, 0, 1, 4, 2, 3),
+        hourly_start=NOW - timedelta(hours=11),
+        targets_s={"P0": 120, "P1": 300, "P2": 900},
+    )
+    return [k.model_dump(mode="json")]
+
+
 def sse(*events: tuple[str, dict[str, Any]]) -> list[bytes]:
     return [f"event: {name}\ndata: {json.dumps(body)}\n\n".encode() for name, body in events]
 
@@ -245,6 +313,10 @@ class FakeGateway:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     hold: asyncio.Event = field(default_factory=asyncio.Event)
     shipping: dict[str, Any] | None = None  # /readyz per-stream shipping, when the db is up
+    devices: dict[str, Any] = field(default_factory=device_board)
+    kpi: list[dict[str, Any]] = field(default_factory=kpi_strip)
+    missed: list[dict[str, Any]] = field(default_factory=list)  # /api/v1/alerts (catch-up)
+    action_status: int = 202
 
     def posts(self) -> list[tuple[str, Any]]:
         return [(path, body) for method, path, body in self.requests if method == "POST"]
@@ -281,8 +353,24 @@ class FakeGateway:
                 detail = "database unavailable: connection refused"
                 return httpx.Response(self.detail_status, json={"detail": detail})
             return httpx.Response(200, json=alarm_detail())
-        if request.method == "POST" and path.endswith(("/status", "/promote")):
+        if request.method == "POST" and path.endswith(("/status", "/promote", "/maintenance")):
             return httpx.Response(202, json={"status": "accepted"})
+        if request.method == "POST" and path.startswith("/api/v1/alarms/"):
+            if self.action_status != 202:
+                detail = "alarm already resolved"
+                return httpx.Response(self.action_status, json={"detail": detail})
+            op = path.rsplit("/", 1)[-1]
+            body = {"status": "accepted", "op": op, "alarm_id": path.split("/")[4]}
+            return httpx.Response(202, json=body)
+        if path == "/api/v1/session":
+            who = {"username": "ops-anna", "role": "control_room"}
+            return httpx.Response(200, json=who | {"expires_at": NOW.isoformat()})
+        if path == "/api/v1/devices/health":
+            return httpx.Response(200, json=self.devices)
+        if path == "/api/v1/kpi":
+            return httpx.Response(200, json=self.kpi)
+        if path == "/api/v1/alerts":
+            return httpx.Response(200, json=self.missed)
         if path == "/api/v1/alerts/stream":
             chunks = [b"event: hello\ndata: {}\n\n"]
             if not self.stream_ends:
@@ -323,6 +411,12 @@ async def until(pilot: Pilot[None], cond: Callable[[], bool], what: str) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def keyed(table: DataTable[Any]) -> list[dict[str, str]]:
+    """Rows by column key (the board's columns move with the width)."""
+    keys = [str(c.key.value) for c in table.columns.values()]
+    return [dict(zip(keys, row, strict=True)) for row in cells(table)]
+
+
 def cells(table: DataTable[Any]) -> list[list[str]]:
     return [
         [c.plain if isinstance(c, Text) else str(c) for c in table.get_row_at(i)]
@@ -342,13 +436,13 @@ async def test_alarms_p0_first_then_oldest_with_p0_highlighted() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(AlarmsTable)
         await until(pilot, lambda: table.row_count == 3, "alarms")
-        rows = cells(table)
-        assert [r[0].strip() for r in rows] == ["P0", "P1", "P2"]
-        assert rows[0][6] == "to all: c1, c2"
-        assert rows[1][6] == "offered: c1 · needs 2"
-        assert rows[2][6] == "accepted: c3"
-        assert rows[1][7] == "40s offer"
-        assert rows[0][8].strip() == "2"
+        rows = keyed(table)
+        assert [r["priority"].strip() for r in rows] == ["P0", "P1", "P2"]
+        assert rows[0]["who"] == "to all: c1, c2"
+        assert rows[1]["who"] == "offered: c1 · needs 2"
+        assert rows[2]["who"] == "accepted: c3"
+        assert rows[1]["deadline"] == "40s offer"
+        assert rows[0]["count"].strip() == "2"
         p0_priority = table.get_row_at(0)[0]
         assert "red" in str(p0_priority.style)
         assert "yellow" in str(table.get_row_at(1)[0].style)
@@ -362,29 +456,29 @@ async def test_ages_tick_in_scheme_time_between_polls() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(AlarmsTable)
         await until(pilot, lambda: table.row_count == 3, "alarms")
-        assert cells(table)[0][1] == "30s"
+        assert keyed(table)[0]["age"] == "30s"
         mono.t += 2.0  # two real seconds at 60x are two scheme minutes
         app.tick()
         await pilot.pause()
-        assert cells(table)[0][1] == "2m30s"
-        assert cells(table)[1][7] == "-80s offer"  # overdue deadlines count below zero
+        assert keyed(table)[0]["age"] == "2m30s"
+        assert keyed(table)[1]["deadline"] == "-80s offer"  # overdue deadlines count below zero
         assert "running at 60x speed" in header(app)
         assert "02:16:00" in header(app)  # scheme time, shown in Europe/London (GMT)
 
 
 async def test_carers_show_why_not_routable_and_what_they_are_busy_with() -> None:
     app = make_app(FakeGateway())
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(160, 48)) as pilot:
         table = app.query_one(CarersTable)
         await until(pilot, lambda: table.row_count == 4, "carers")
-        by_carer = {r[0]: r for r in cells(table)}
-        assert by_carer["c1"][3] == "free"
-        assert by_carer["c3"][3] == "busy"
-        assert by_carer["c2"][3] == "handset silent"
-        assert by_carer["c2"][6] == "never"
-        assert by_carer["c3"][4] == "P2 bed_exit B-104"
-        assert by_carer["c1"][6] == "12s ago"
-        assert by_carer["s1"][2] == "on_call"
+        by_carer = {r["carer"].strip(): r for r in keyed(table)}
+        assert by_carer["c1"]["routable"] == "free"
+        assert by_carer["c3"]["routable"] == "busy"
+        assert by_carer["c2"]["routable"] == "handset silent"
+        assert by_carer["c2"]["seen"] == "never"
+        assert by_carer["c3"]["busy"] == "P2 bed_exit B-104"
+        assert by_carer["c1"]["seen"] == "12s ago"
+        assert by_carer["s1"]["shift"] == "on_call"
         assert "1 free" in str(table.border_title)
 
 
@@ -416,7 +510,7 @@ async def test_b_on_a_carer_posts_on_break_and_refreshes() -> None:
         table = app.query_one(CarersTable)
         await until(pilot, lambda: table.row_count == 4, "carers")
         table.focus()
-        row = [r[0] for r in cells(table)].index("c2")
+        row = [r["carer"].strip() for r in keyed(table)].index("c2")
         table.move_cursor(row=row)
         polls_before = sum(p == "/api/v1/carers" for _, p, _ in fake.requests)
         await pilot.press("b")
@@ -534,9 +628,10 @@ async def test_malformed_answer_is_reported_not_fatal() -> None:
         assert app.is_running
 
 
-async def test_layout_at_120x40_shows_every_panel_whole() -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 48)])
+async def test_layout_fits_every_panel_and_every_essential_column(size: tuple[int, int]) -> None:
     app = make_app(FakeGateway())
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         table = app.query_one(AlarmsTable)
         await until(pilot, lambda: table.row_count == 3, "alarms")
         await pilot.pause()
@@ -547,19 +642,25 @@ async def test_layout_at_120x40_shows_every_panel_whole() -> None:
                 ("status", GatewayStatus),
                 ("alarms", AlarmsTable),
                 ("carers", CarersTable),
+                ("devices", DevicesTable),
                 ("alerts", AlertsLog),
             )
         }
         for name, region in regions.items():
             assert screen.contains_region(region), name
             assert region.width >= 30 and region.height >= 2, (name, region)
-        assert regions["alarms"].height >= 12, regions
-        assert regions["carers"].height >= 8 and regions["alerts"].height >= 8, regions
-        names = list(regions)
-        for a, b in itertools.pairwise(names):
-            assert regions[a].bottom <= regions[b].y, (a, b)  # stacked, never overlapping
-        # every column of both tables fits without scrolling sideways
-        for t in (table, app.query_one(CarersTable)):
+        assert regions["alarms"].height >= 11, regions  # eight alarms at 80x24
+        assert regions["status"].bottom <= regions["alarms"].y
+        for lower in ("carers", "devices", "alerts"):
+            assert regions["alarms"].bottom <= regions[lower].y, lower
+        assert regions["carers"].right <= regions["devices"].x  # side by side
+        assert regions["devices"].bottom <= regions["alerts"].y
+        keys = [str(c.key.value) for c in table.columns.values()]
+        assert {"priority", "age", "kind", "flat", "state", "who", "deadline"} <= set(keys)
+        if size[0] >= 120:
+            assert "scheme" in keys
+        # every column of every table fits without scrolling sideways
+        for t in (table, app.query_one(CarersTable), app.query_one(DevicesTable)):
             assert t.virtual_size.width <= t.content_region.width, t
         log = app.query_one(AlertsLog)
         await until(pilot, lambda: len(log.lines) >= 3, "alert lines")
@@ -614,9 +715,9 @@ async def test_a_test_call_shows_below_real_alarms_and_p_promotes_it() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(AlarmsTable)
         await until(pilot, lambda: table.row_count == 4, "alarms")
-        rows = cells(table)
-        assert [r[0].strip() for r in rows] == ["P0", "P1", "P2", "TST"]
-        assert rows[3][6] == "test call: nobody paged"
+        rows = keyed(table)
+        assert [r["priority"].strip() for r in rows] == ["P0", "P1", "P2", "TST"]
+        assert rows[3]["who"] == "test call: nobody paged"
         assert "1 test" in str(table.border_title) and "(3 " in str(table.border_title)
         await pilot.press("p")  # the cursor is on the P0: not a test call, nothing is sent
         await pilot.pause()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from dashboard_tui.__main__ import parse_args
 from dashboard_tui.client import GatewayClient
@@ -52,3 +53,21 @@ def test_the_tui_finds_the_development_control_room_account(tmp_path: Path) -> N
     pw.write_text("other\n")
     args = parse_args(["--user", "ops", "--password-file", str(pw), "--credentials", str(creds)])
     assert (args.user, args.password) == ("ops", "other")
+
+
+def test_an_operator_named_without_a_password_is_never_signed_in_as_someone_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creds = tmp_path / "dev-credentials.json"
+    creds.write_text(
+        json.dumps({"accounts": {"control_room": {"username": "dev-control", "password": "x"}}})
+    )
+    monkeypatch.delenv("TELECARE_API_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(SystemExit):
+        parse_args(["--user", "ops-anna", "--credentials", str(creds)])
+    assert "no password for ops-anna" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "typed-secret")
+    args = parse_args(["--user", "ops-anna", "--credentials", str(creds)])
+    assert (args.user, args.password) == ("ops-anna", "typed-secret")

@@ -35,6 +35,8 @@ class GatewayStatus(Static):
         self.speed: float | None = None
         self.stream = "connecting"
         self.stream_reason = ""
+        self.operator: str | None = None
+        self.role: str | None = None
 
     # ---- state changes ----------------------------------------------------------------------
 
@@ -48,6 +50,10 @@ class GatewayStatus(Static):
         self.error = None if unreachable else reason
         self.refresh()
 
+    def show_operator(self, username: str, role: str) -> None:
+        self.operator, self.role = username, role
+        self.refresh()
+
     def show_clock(self, now: datetime | None) -> None:
         self.now = now
         self.refresh()
@@ -59,7 +65,16 @@ class GatewayStatus(Static):
     # ---- rendering --------------------------------------------------------------------------
 
     def render(self) -> Text:
-        line1 = Text.assemble(("Control room ", "bold"), (self.url, "dim"), "  ")
+        # At 80 columns the operator and the gateway's state must fit one line: the title
+        # and the URL give way.
+        wide = self.size.width >= 120
+        line1 = Text.assemble(("Control room ", "bold")) if wide else Text()
+        if self.operator:
+            line1.append(self.operator, "bold cyan")
+            line1.append(f" ({self.role}) " if wide else " ", "dim")
+        if wide:
+            line1.append(self.url, "dim")
+        line1.append(" ")
         if self.unreachable is not None:
             line1.append(" gateway unreachable ", BAD)
             line1.append(f" retrying ({self.unreachable})", WARN)
@@ -69,7 +84,7 @@ class GatewayStatus(Static):
             r = self.readiness
             line1.append(" ready " if r.ready else " NOT READY ", OK if r.ready else BAD)
             for label, up in (("engine", r.engine), ("mqtt", r.mqtt), ("db", r.database)):
-                line1.append(f"  {label} ")
+                line1.append(f"  {label} " if wide else f" {label} ")
                 line1.append("up" if up else "down", OK if up else BAD)
             # The record: rows not yet in the database, and rows it refused (set aside, not
             # an outage: everything behind them ships).

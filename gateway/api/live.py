@@ -83,6 +83,8 @@ class EngineLiveView:
             ok, why = routing.routable(scheme, c, now, self._handset_timeout_s)
             roles = routing.on_shift_roles(scheme, c.carer_id, now)
             known = scheme.carer(c.carer_id)
+            night = night_of(now.astimezone(scheme.tz))
+            disturbed = self._engine.state.disturbances.get(f"{c.scheme}/{c.carer_id}/{night}", 0)
             out.append(
                 Carer(
                     scheme=c.scheme,
@@ -96,6 +98,7 @@ class EngineLiveView:
                     busy_with=c.busy_with,
                     routable=ok,
                     reason=why,
+                    disturbances_tonight=disturbed,
                 )
             )
         return out

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from api_models import (
     Alarm,
+    Alert,
     AuditEntry,
     Carer,
     CarerPageState,
@@ -98,6 +99,8 @@ class Queries(Protocol):
     async def alarm_history(self, alarm_id: str) -> tuple[list[TimelineRow], list[Decision]]: ...
 
     async def alarm_times(self, scheme: str, since: datetime) -> list[AlarmTimes]: ...
+
+    async def alerts(self, since: datetime, scheme: str | None, limit: int) -> list[Alert]: ...
 
 
 class HealthView(Protocol):

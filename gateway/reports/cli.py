@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -201,7 +201,7 @@ def report_show(
     settings = _settings()
     chosen = _pick(_schemes(settings, scheme), scheme_id)
     pk = period_kind or DEFAULT_PERIOD[kind]
-    first = _day(on, "--on") or date.today()
+    first = _day(on, "--on") or datetime.now(chosen.tz).date()  # today, scheme-local
     try:
         report = asyncio.run(
             _run(_dsn(settings), kind, chosen, pk, first, _day(until, "--until"), suppress)

@@ -60,6 +60,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("POST", "/api/v1/devices/{scheme}/{device_id}/faults/{kind}/clear"): OPS,
     ("GET", "/api/v1/kpi"): OPS,
     ("GET", "/api/v1/alerts/stream"): OPS,
+    ("GET", "/api/v1/alerts"): OPS,
     ("GET", "/api/v1/users"): frozenset({A}),
     ("POST", "/api/v1/users"): frozenset({A}),
     ("POST", "/api/v1/users/{username:path}/disable"): frozenset({A}),

@@ -345,3 +345,15 @@ async def test_an_empty_period_has_one_overall_row(report_db: str) -> None:
     report = await run(report_db, scope(PeriodKind.MONTH, date(2025, 1, 1)))
     (only,) = report.groups
     assert (only.alarms, only.counted, only.answer_within[0].pct) == (0, 0, None)
+
+
+async def test_an_alarm_attended_weeks_later_keeps_its_real_times(report_db: str) -> None:
+    # Raised on 30 March, accepted at once, on site 21 days later (an alarm left open): the
+    # steps long after the period are still read (a response time is never cut short).
+    late = std("late", utc(2026, 3, 30, 12), 10, 21 * 86400, resolve=21 * 86400 + 600)
+    quick = std("quick", utc(2026, 3, 30, 13), 20, 100, resolve=400)
+    insert(report_db, [late, quick])
+    everything = group(await run(report_db, scope()), "all", "all")
+    assert (everything.counted, everything.arrived, everything.resolved) == (2, 2, 2)
+    assert everything.attend.max == 21 * 86400.0
+    assert everything.resolve.max == 21 * 86400 + 600.0
