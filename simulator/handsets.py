@@ -332,9 +332,12 @@ class Handset:
             self._free(aid)
             return
         w.counts["arrived"] += 1
-        await clock.sleep(draw(rng, w.cfg.on_site_s), "handsets")
+        # What the carer finds (how long it takes, how it ends) belongs to the alarm, not to
+        # whichever carer the routing sent: the same seed gives the same outcomes at any speed.
+        situation = w.decision("alarm", aid, "situation")
+        await clock.sleep(draw(situation, w.cfg.on_site_s), "handsets")
         if aid not in w.resolved:
-            outcome = weighted(rng, dict(w.cfg.outcomes))
+            outcome = weighted(situation, dict(w.cfg.outcomes))
             w.resolved.add(aid)
             result = await self._act(Action.RESOLVED, aid, outcome=outcome)
             if result is not None and result.get("ok"):

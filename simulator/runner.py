@@ -239,9 +239,14 @@ class Sim:
         *,
         zigbee: str | None = None,
         background: bool = False,
+        at: datetime | None = None,
     ) -> str:
         now = self.clock.now()
         if zigbee is not None:
+            # Zigbee2MQTT stamps a report with when it heard the device, and the gateway derives
+            # the event id from that stamp: the scheduled time keeps the id (and so the alarm,
+            # and every seeded draw keyed on it) the same at any speed, however late we are.
+            now = at or now
             event_id = str(_zigbee_id(zigbee, now.isoformat(), kind))
             topic = f"{self.layout.zigbee_root}/{zigbee}"
             payload = wire.zigbee_report(kind, now)
@@ -285,7 +290,8 @@ class Sim:
             if a.carer in w.handsets:
                 w.spawn(w.handsets[a.carer].logout(finish_first=True))
         elif isinstance(a, SendEvent):
-            eid = self.send_event(a.device_id, a.kind, a.event_id, zigbee=a.zigbee)
+            at = self.start + timedelta(seconds=p.at_s)
+            eid = self.send_event(a.device_id, a.kind, a.event_id, zigbee=a.zigbee, at=at)
             if a.alarm:
                 self.rec.alarms.append(
                     SentAlarm(

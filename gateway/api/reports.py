@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api_models import Role
-from devices.scheme import Scheme
+from devices.scheme import SCHEME_ID, Scheme
 from gateway.api.deps import AuthDep, LiveDep, SettingsDep
 from gateway.api.errors import errors
 from gateway.api.params import SchemePath
@@ -255,7 +255,7 @@ PageScheme = Annotated[
     str | None,
     Query(
         alias="scheme",
-        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        pattern=SCHEME_ID,
         description="Scheme id (default: the first this gateway serves).",
     ),
 ]
