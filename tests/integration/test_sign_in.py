@@ -172,6 +172,12 @@ def test_audit_trail_records_who_did_what_and_refuses_change(gateway: GatewayEnv
     assert failed["username"] is None and failed["target"] == "mallory"
     denied = next(e for e in rows if e["action"] == "access.denied")
     assert denied["username"] == "test-commissioner" and denied["target"] == "GET /api/v1/audit"
+    # Filters are looked up as typed; one that PostgreSQL cannot hold is a 422, never a 500.
+    by_name = manager.get("/api/v1/audit", params={"username": name}).json()
+    assert by_name and {e["username"] for e in by_name} == {name}
+    for bad in ({"username": "a\x00b"}, {"action": "session.sign_in\x00"}, {"action": "DROP"}):
+        r = manager.get("/api/v1/audit", params=bad)
+        assert r.status_code == 422, (bad, r.status_code, r.text)
 
     # The gateway's audit role may add entries but never change or remove one; the trigger
     # refuses the table's owner too.
