@@ -25,9 +25,7 @@ async def audit_trail(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
     # Patterns, not just lengths: a NUL in a filter reached PostgreSQL (which refuses NUL in
     # text) and came back as a 500.
-    username: Annotated[
-        str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._@/-]+$")
-    ] = None,
+    username: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._@/-]+$")] = None,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9_.]+$")] = None,
 ) -> list[AuditEntry]:
     """Audit entries, newest first: sign-ins and failures, operator actions, account changes.
