@@ -256,8 +256,14 @@ class ControlRoom(App[None]):
     def tick(self) -> None:
         """Once a second: ages and deadlines move on in scheme time between polls."""
         now = self.clock.now()
-        self.query_one(AlarmsTable).tick(now)
-        self.query_one(GatewayStatus).show_clock(now)
+        # The timer can fire once more while the app is closing and its widgets are already
+        # gone (seen in CI): that tick has nothing to update, and must not crash the app.
+        table = self.query_one_optional(AlarmsTable)
+        status = self.query_one_optional(GatewayStatus)
+        if table is None or status is None:
+            return
+        table.tick(now)
+        status.show_clock(now)
 
     def action_refresh_now(self) -> None:
         self._wake.set()

@@ -726,3 +726,16 @@ async def test_a_test_call_shows_below_real_alarms_and_p_promotes_it() -> None:
         await pilot.press("p")
         await until(pilot, lambda: len(fake.posts()) == 1, "the promote POST")
         assert fake.posts() == [(f"/api/v1/alarms/{test_id}/promote", None)]
+
+
+async def test_a_clock_tick_while_the_board_is_gone_does_not_crash_the_app() -> None:
+    # The once-a-second tick fired while the app was closing and its widgets were already
+    # removed (seen in CI, where it failed a pilot test on exit).
+    app = make_app(FakeGateway())
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(AlarmsTable)
+        await until(pilot, lambda: table.row_count == 3, "the first snapshot")
+        await table.remove()
+        app.tick()
+        await pilot.pause()
+    assert app.return_code in (None, 0)
