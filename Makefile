@@ -41,7 +41,7 @@ browser:
 # has its own topic root, database and ports). Both parts always run; either failing fails.
 test: venv services browser
 	@rc=0; $(BIN)/pytest -q tests/e2e || rc=1; \
-	$(BIN)/pytest -q -n 2 --ignore=tests/faults --ignore=tests/e2e || rc=1; exit $$rc
+	$(BIN)/pytest -q -n 2 --dist worksteal --ignore=tests/faults --ignore=tests/e2e || rc=1; exit $$rc
 
 # Bounded fault runs (broker kills, fuzzing at volume): CI runs them after `make test`.
 test-faults: venv services
