@@ -118,7 +118,8 @@ class ControlRoom(App[None]):
             self._wake.clear()
             self.post_message(await self._fetch())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):  # not wait_for: 3.11 swallows cancels
+                    await self._wake.wait()
 
     async def _fetch(self) -> Snapshot | PollFailed:
         c = self.client

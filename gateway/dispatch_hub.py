@@ -52,7 +52,8 @@ class DispatchHub:
             yield "event: hello\ndata: {}\n\n"
             while self.is_subscribed(key, q):
                 try:
-                    msg = await asyncio.wait_for(q.get(), timeout=keepalive_s)
+                    async with asyncio.timeout(keepalive_s):  # not wait_for (3.11 cancels)
+                        msg = await q.get()
                 except TimeoutError:
                     yield "event: ping\ndata: {}\n\n"
                     continue

@@ -336,6 +336,9 @@ class Ingest:
                 log.warning("fence not published: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
+            # as the event is set (a fence comes back every second), and the stop then hangs.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._fence_back.wait(), FENCE_WAIT_S)
+                async with asyncio.timeout(FENCE_WAIT_S):
+                    await self._fence_back.wait()
             await asyncio.sleep(pause)

@@ -163,7 +163,8 @@ class OutboxPublisher:
                 continue
             wait = 1.0 if next_due is None else max(0.01, min(1.0, next_due - time.monotonic()))
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):  # not wait_for: it can swallow a cancel (3.11)
+                    await self.wake.wait()
             except TimeoutError:
                 pass
 

@@ -83,7 +83,8 @@ class AuditTrail:
             if not batch:
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=5.0)
+                    async with asyncio.timeout(5.0):  # not wait_for: it can swallow a cancel (3.11)
+                        await self.wake.wait()
                 except TimeoutError:
                     pass  # the CLI may have written; look again
                 continue

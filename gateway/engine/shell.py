@@ -278,7 +278,10 @@ class EngineService:
             )
             expected = time.monotonic() + timeout
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as the event is set, and the gateway then never stops on SIGTERM.
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
                 self._late_s = 0.0
             except TimeoutError:
                 # Waking late means the event loop itself was starved: messages may be
