@@ -88,11 +88,17 @@ def test_resolve_clears_the_board_and_a_stale_action_is_refused_with_the_reason(
     assert late.status_code == 409
     assert late.json()["detail"] == "alarm already resolved"
     steps = wait_for(
-        lambda: rows(
-            gateway.dsn,
-            "SELECT step, detail FROM alarm_events WHERE alarm_id = %s ORDER BY at, journal_seq",
-            alarm_id,
-        )[-1:],
+        # Wait for the resolved step itself: the rows before it are shipped first.
+        lambda: [
+            r
+            for r in rows(
+                gateway.dsn,
+                "SELECT step, detail FROM alarm_events WHERE alarm_id = %s"
+                " ORDER BY at, journal_seq",
+                alarm_id,
+            )[-1:]
+            if r[0] == "resolved"
+        ],
         30,
         what="resolved in the database",
     )
