@@ -27,10 +27,15 @@ from gateway.journal import EngineLogRow, JournalDeadLetter, JournalRecord
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[str, ...] = ("001_init.sql", "002_engine.sql")
-MIGRATIONS += ("004_quarantine.sql",)  # refused rows set aside; control-room records
-MIGRATIONS += ("003_auth_audit.sql",)  # audit trail (append-only) and its writer role
-MIGRATIONS += ("005_reports.sql",)  # report indexes, response targets, retention
+# Applied in this order on a fresh database (a database that has them all keeps its history).
+MIGRATIONS: tuple[str, ...] = (
+    "001_init.sql",
+    "002_engine.sql",
+    "003_auth_audit.sql",  # audit trail (append-only) and its writer role
+    "004_quarantine.sql",  # refused rows set aside; control-room records
+    "005_reports.sql",  # report indexes, response targets, retention
+    "006_visits.sql",  # planned visits' lifecycle (visit_events)
+)
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[str]:
