@@ -16,15 +16,21 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api_models import Role
-from devices.scheme import SCHEME_ID, Scheme
+from devices.scheme import SCHEME_ID, Scheme, SchemeError
 from gateway.api.deps import AuthDep, LiveDep, SettingsDep
 from gateway.api.errors import errors
 from gateway.api.params import SchemePath
 from gateway.api.security import allow, client_address
 from gateway.auth.store import Session
 from gateway.config import Settings
-from gateway.reports import page
-from gateway.reports.models import KpiPack, NotifiableList, ResponseReport, VisitReturn
+from gateway.reports import page, schedule3
+from gateway.reports.models import (
+    KpiPack,
+    NotifiableList,
+    ResponseReport,
+    Schedule3Return,
+    VisitReturn,
+)
 from gateway.reports.scope import MAX_DAYS, PeriodError, PeriodKind, Scope, period
 from gateway.reports.service import (
     DEFAULT_PERIOD,
@@ -142,16 +148,27 @@ async def _answer(
     auth: AuthDep,
     request: Request,
 ) -> Response:
+    return await _answer_named(kind.value, report, fmt, me, auth, request)
+
+
+async def _answer_named(
+    kind: str,
+    report: Report,
+    fmt: Format,
+    me: Session,
+    auth: AuthDep,
+    request: Request,
+) -> Response:
     await auth.audit.arecord(
         "reports.export",
         username=me.username,
         role=me.role.value,
-        target=f"{kind.value} {report.head.scheme} {report.head.period.label}",
+        target=f"{kind} {report.head.scheme} {report.head.period.label}",
         address=client_address(request),
         detail={"format": fmt.value, "suppressed": report.head.suppressed},
     )
     if fmt is Format.CSV:
-        name = f"{report.head.scheme}-{kind.value}-{report.head.period.label}".replace(" ", "_")
+        name = f"{report.head.scheme}-{kind}-{report.head.period.label}".replace(" ", "_")
         return Response(
             to_csv(report),
             media_type="text/csv; charset=utf-8",
@@ -249,6 +266,55 @@ async def visits_report(
     s = _scheme(live, scheme)
     report, _ = await _report(kind, s, settings, me, period_kind, on, days, False)
     return await _answer(kind, report, fmt, me, auth, request)
+
+
+StartQuery = Annotated[
+    date | None,
+    Query(
+        description="The Monday the return starts (local). Default: the Monday `weeks` whole "
+        "weeks before the current week. Any other day is 422."
+    ),
+]
+WeeksQuery = Annotated[
+    int, Query(ge=1, le=schedule3.MAX_WEEKS, description="Weeks in the return (4 by default).")
+]
+
+
+@router.get(
+    "/api/v1/reports/{scheme}/schedule3",
+    response_model=Schedule3Return,
+    responses={200: _CSV, **errors(401, 403, 404, 422, 503)},
+)
+async def schedule3_report(
+    scheme: SchemePath,
+    request: Request,
+    live: LiveDep,
+    settings: SettingsDep,
+    auth: AuthDep,
+    me: Reader,
+    start: StartQuery = None,
+    weeks: WeeksQuery = 4,
+    fmt: FormatQuery = Format.JSON,
+) -> Response:
+    """Thurrock schedule 3 for planned visits: per client, service level type and week, the
+    actual, frustrated, cancelled, missed and extra quantities, visits and call minutes, from
+    the visit lifecycle (docs/visits.md), with the period's visit punctuality."""
+    s = _scheme(live, scheme)
+    first = start or schedule3.default_start(datetime.now(s.tz).date(), weeks)
+    try:
+        p = schedule3.weeks_period(first, weeks)
+    except PeriodError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    try:
+        plan = schedule3.find_schedule(
+            s, [*(getattr(settings, "visits", None) or []), *settings.schemes]
+        )
+    except SchemeError as exc:
+        raise HTTPException(503, f"the scheme's visit schedule is invalid: {exc}") from exc
+    async with _database(settings) as conn:
+        scope = await build_scope(conn, s, p)
+        report = await schedule3.schedule3(conn, scope, weeks, plan)
+    return await _answer_named("schedule3", report, fmt, me, auth, request)
 
 
 PageScheme = Annotated[

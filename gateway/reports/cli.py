@@ -106,6 +106,10 @@ async def _run(
 
 
 def _audit(kind: ReportKind, scheme: str, label: str, fmt: str) -> None:
+    _audit_named(kind.value, scheme, label, fmt)
+
+
+def _audit_named(kind: str, scheme: str, label: str, fmt: str) -> None:
     from gateway.users_cli import _operator, _store
 
     try:
@@ -113,7 +117,7 @@ def _audit(kind: ReportKind, scheme: str, label: str, fmt: str) -> None:
         audit.record(
             "reports.export",
             username=_operator(),
-            target=f"{kind.value} {scheme} {label}",
+            target=f"{kind} {scheme} {label}",
             detail={"format": fmt, "via": "cli"},
         )
     except OSError as exc:  # the account store is unwritable: say so, never hide the export
@@ -222,6 +226,65 @@ def report_show(
         else:
             sys.stdout.write(text)
     _audit(kind, chosen.id, report.head.period.label, fmt)
+
+
+@report_app.command("schedule3")
+def report_schedule3(
+    start: Annotated[
+        str | None,
+        typer.Option(help="The Monday the return starts (YYYY-MM-DD). Default: the last full one."),
+    ] = None,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks in the return.")] = 4,
+    scheme_id: SchemeIdOpt = None,
+    scheme: SchemeFileOpt = None,
+    visits: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--visits", help="Visit schedule file (default: <scheme>.visits.yaml beside it)."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = Format.CSV,
+    out: OutOpt = None,
+) -> None:
+    """Thurrock schedule 3 for planned visits, per client per week, from TimescaleDB."""
+    from gateway.reports import schedule3
+
+    if fmt not in (Format.JSON, Format.CSV):
+        err.print(f"[red]--format is csv or json, not {fmt!r}[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    chosen = _pick(_schemes(settings, scheme), scheme_id)
+    first = _day(start, "--start") or schedule3.default_start(datetime.now(chosen.tz).date(), weeks)
+    try:
+        p = schedule3.weeks_period(first, weeks)
+        plan = schedule3.find_schedule(
+            chosen,
+            [*(visits or getattr(settings, "visits", None) or []), *(scheme or settings.schemes)],
+        )
+    except PeriodError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    except SchemeError as exc:
+        err.print(f"[red]invalid visit schedule[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    async def go() -> Report:
+        async with await psycopg.AsyncConnection.connect(_dsn(settings), connect_timeout=5) as conn:
+            scope = await build_scope(conn, chosen, p)
+            return await schedule3.schedule3(conn, scope, weeks, plan)
+
+    try:
+        report = asyncio.run(go())
+    except psycopg.OperationalError as exc:
+        err.print(f"[red]database unavailable[/red]: {str(exc).strip().splitlines()[0]}")
+        raise typer.Exit(1) from exc
+    text = to_csv(report) if fmt == Format.CSV else report.model_dump_json(indent=2) + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    _audit_named("schedule3", chosen.id, report.head.period.label, fmt)
 
 
 @report_app.command("targets")

@@ -14,6 +14,8 @@ from gateway.reports.models import (
     NotifiableList,
     ReportHead,
     ResponseReport,
+    Schedule3Return,
+    VisitPunctuality,
     VisitReturn,
     Within,
 )
@@ -65,8 +67,30 @@ def _period(h: ReportHead) -> list[Any]:
     return [h.scheme, h.period.label, h.period.first_day, h.period.last_day]
 
 
+PUNCTUALITY_ITEMS = (
+    "visits",
+    "checked_in",
+    "on_time",
+    "late_under_15",
+    "late_15_to_30",
+    "late_over_30",
+    "not_checked_in",
+)
+
+
+def _punctuality_rows(head: ReportHead, p: VisitPunctuality) -> list[list[Any]]:
+    """Planned visits' punctuality as rows of the response return: dimension
+    ``visit_punctuality``, the bucket as value, the count in ``counted`` (nothing else)."""
+    blank = [None] * (len(RESPONSE_HEADER) - 11)
+    return [
+        [*_period(head), "visit_punctuality", k, None, None, None, None, getattr(p, k), *blank]
+        for k in PUNCTUALITY_ITEMS
+    ]
+
+
 def response_csv(r: ResponseReport) -> str:
-    """The monthly response return: one row per group (all, priority, kind, night, week)."""
+    """The monthly response return: one row per group (all, priority, kind, night, week),
+    then the planned visits' punctuality where the scheme has a visit schedule."""
     rows: list[list[Any]] = [RESPONSE_HEADER]
     for g in r.groups:
         rows.append(
@@ -91,6 +115,8 @@ def response_csv(r: ResponseReport) -> str:
                 *(v for w in g.attend_within for v in _within(w)),
             ]
         )
+    if r.visit_punctuality is not None:
+        rows += _punctuality_rows(r.head, r.visit_punctuality)
     return _text(rows)
 
 
@@ -199,6 +225,48 @@ def visits_csv(v: VisitReturn) -> str:
                 round(r.duration_s / 60, 1),
                 r.last_day,
                 "call-outs from alarms and Careline; planned calls are not in this system",
+            ]
+        )
+    return _text(rows)
+
+
+# Thurrock schedule 3 for planned visits (docs/visits.md), in the schedule's order.
+SCHEDULE3_HEADER = [
+    "Service",
+    "Service Level Type",
+    "Client Reference",
+    "Week Start",
+    "Actual Quantity",
+    "Frustrated Quantity",
+    "Cancelled Quantity",
+    "Missed Quantity",
+    "Extra Quantity",
+    "Number of Visits",
+    "Call Duration (minutes)",
+    "End Date",
+    "Comments",
+]
+
+
+def schedule3_csv(s: Schedule3Return) -> str:
+    """One row per client, service level type and week; no names, only client references."""
+    rows: list[list[Any]] = [SCHEDULE3_HEADER]
+    for r in s.rows:
+        rows.append(
+            [
+                r.service,
+                r.level,
+                r.client_ref,
+                r.week_start,
+                r.actual,
+                r.frustrated,
+                r.cancelled,
+                r.missed,
+                r.extra,
+                r.visits,
+                r.call_minutes,
+                r.week_end,
+                r.comments,
             ]
         )
     return _text(rows)

@@ -87,11 +87,27 @@ class HistogramBar(_Model):
     alarms: int | None
 
 
+class VisitPunctuality(_Model):
+    """Planned visits whose agreed time is in the period, by how late the carer checked in
+    against the agreed time (docs/visits.md; the rules of ``gateway.engine.visits``)."""
+
+    visits: int = Field(description="Planned and extra visits, less cancelled ones.")
+    checked_in: int
+    on_time: int = Field(description="Checked in at or before the agreed time.")
+    late_under_15: int = Field(description="Checked in up to 15 minutes late (15 excluded).")
+    late_15_to_30: int = Field(description="15 to 30 minutes late, both included.")
+    late_over_30: int
+    not_checked_in: int = Field(description="Missed, or frustrated without a check-in.")
+
+
 class ResponseReport(_Model):
     head: ReportHead
     targets: list[TargetOut]
     groups: list[Group]
     accept_histogram: list[HistogramBar]
+    visit_punctuality: VisitPunctuality | None = Field(
+        default=None, description="Planned visits' punctuality (schemes with a visit schedule)."
+    )
 
 
 class KindCount(_Model):
@@ -166,3 +182,29 @@ class VisitRow(_Model):
 class VisitReturn(_Model):
     head: ReportHead
     rows: list[VisitRow]
+
+
+class Schedule3Row(_Model):
+    """Thurrock schedule 3: one client, one service level type, one week (Monday start)."""
+
+    service: str
+    level: str = Field(description="Service level type.")
+    client_ref: str
+    week_start: date
+    week_end: date = Field(description="The Sunday ending the week (the return's End Date).")
+    actual: int
+    frustrated: int
+    cancelled: int
+    missed: int
+    extra: int
+    visits: int = Field(description="Check-ins: times a carer was there.")
+    call_minutes: int = Field(description="Whole minutes from check-in to check-out, summed.")
+    comments: str
+
+
+class Schedule3Return(_Model):
+    head: ReportHead
+    service_unit: str = Field(description="visit, or minutes (planned minutes) per unit.")
+    weeks: int
+    rows: list[Schedule3Row]
+    punctuality: VisitPunctuality

@@ -10,12 +10,18 @@ from typing import Any
 from psycopg.rows import tuple_row
 
 from devices.scheme import Scheme
-from gateway.reports import csvout, figures
-from gateway.reports.models import KpiPack, NotifiableList, ResponseReport, VisitReturn
+from gateway.reports import csvout, figures, schedule3
+from gateway.reports.models import (
+    KpiPack,
+    NotifiableList,
+    ResponseReport,
+    Schedule3Return,
+    VisitReturn,
+)
 from gateway.reports.scope import Period, PeriodKind, Scope, scope_for
 from gateway.reports.targets import resolve
 
-Report = ResponseReport | KpiPack | NotifiableList | VisitReturn
+Report = ResponseReport | KpiPack | NotifiableList | VisitReturn | Schedule3Return
 
 
 class ReportKind(StrEnum):
@@ -65,7 +71,10 @@ async def produce(
 ) -> Report:
     match kind:
         case ReportKind.RESPONSE:
-            return await figures.response(conn, scope, suppress=suppress, tick=tick)
+            report = await figures.response(conn, scope, suppress=suppress, tick=tick)
+            # Planned visits' punctuality joins the monthly figures where there were any.
+            p = await schedule3.punctuality(conn, scope)
+            return report.model_copy(update={"visit_punctuality": p if p.visits else None})
         case ReportKind.KPI:
             return await figures.kpi_pack(conn, scope, suppress=suppress, carers=carers, tick=tick)
         case ReportKind.NOTIFIABLE:
@@ -84,3 +93,5 @@ def to_csv(report: Report) -> str:
             return csvout.notifiable_csv(report)
         case VisitReturn():
             return csvout.visits_csv(report)
+        case Schedule3Return():
+            return csvout.schedule3_csv(report)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -139,3 +141,54 @@ def test_a_commissioner_sees_no_names_notes_or_carers(month: dict[Role, httpx.Cl
     drawn = dict(re.findall(r'data-chart="([\w-]+)" data-points="(\d+)"', page.text))
     assert set(drawn) == {"distribution", "weekly-trend", "within-target", "night-day"}
     assert all(int(n) > 0 for n in drawn.values()), drawn
+
+
+def test_schedule3_route(month: dict[Role, httpx.Client], gateway: GatewayEnv) -> None:
+    """``/schedule3``: whole weeks from a Monday, CSV or JSON, readers only, audited."""
+    agreed = datetime(2026, 3, 3, 23, 30, tzinfo=UTC)  # Tuesday night, week of 2 March
+    plan = {"service": "Home care", "level": "Night - single", "minutes": 20}
+    rows = [
+        (agreed - timedelta(hours=11), "planned", None, plan),
+        (agreed + timedelta(minutes=20), "checked_in", "cw-01", {}),
+        (agreed + timedelta(minutes=45), "checked_out", "cw-01", {}),
+    ]
+    with psycopg.connect(gateway.dsn) as conn:
+        for i, (at, step, carer, detail) in enumerate(rows):
+            conn.execute(
+                "INSERT INTO visit_events (at, scheme, night, visit_id, run, client_ref, step,"
+                " carer_id, agreed_at, detail, gateway_id, journal_seq)"
+                " VALUES (%s, %s, '2026-03-03', 'v1', 'run-1', 'LBL-EC-6582', %s, %s, %s,"
+                " %s::jsonb, 'gw-x', %s)",
+                (at, HZC, step, carer, agreed, json.dumps(detail), i + 1),
+            )
+    url = f"/api/v1/reports/{HZC}/schedule3"
+    q = {"start": "2026-03-02", "weeks": 4}
+    c = month[Role.COMMISSIONER]
+    body = c.get(url, params=q).json()
+    assert body["weeks"] == 4 and body["head"]["period"]["last_day"] == "2026-03-29"
+    assert body["punctuality"]["late_15_to_30"] == 1
+    r = c.get(url, params={**q, "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    assert (row["Client Reference"], row["Week Start"], row["End Date"]) == (
+        "LBL-EC-6582",
+        "2026-03-02",
+        "2026-03-08",
+    )
+    assert (row["Actual Quantity"], row["Number of Visits"], row["Call Duration (minutes)"]) == (
+        "1",
+        "1",
+        "25",
+    )
+    assert c.get(url, params={"start": "2026-03-04"}).status_code == 422  # a Wednesday
+    assert c.get(url, params={**q, "weeks": 0}).status_code == 422
+    assert month[Role.CONTROL_ROOM].get(url, params=q).status_code == 403
+    m = month[Role.MANAGER]
+    wait_for(
+        lambda: any(
+            e["target"].startswith(f"schedule3 {HZC}")
+            for e in m.get("/api/v1/audit", params={"action": "reports.export"}).json()
+        ),
+        30,
+        what="the schedule 3 export on the audit trail",
+    )
