@@ -21,7 +21,8 @@ from typing import Any
 from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
-from gateway.engine import operator, routing, travel
+from devices.visits import VisitSchedule
+from gateway.engine import operator, routing, travel, visit_flow
 from gateway.engine.model import (
     PRIORITY_RANK,
     ActionIn,
@@ -60,6 +61,8 @@ from gateway.engine.model import (
     SendOffer,
     TickIn,
     TimerIn,
+    VisitActionIn,
+    VisitControlIn,
     higher,
 )
 from gateway.engine.triage import (
@@ -71,6 +74,7 @@ from gateway.engine.triage import (
     triage_callout,
     triage_event,
 )
+from gateway.engine.visits import NightPlan
 from responders.models import ShiftRole
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
@@ -109,6 +113,9 @@ class EngineState:
     # queue. Power failure clears on power restored, a link failure when the device is heard
     # again; low battery and tamper stay until an operator says they were seen to.
     device_faults: Mapping[str, datetime] = field(default_factory=dict)
+    # Planned visits by "<scheme>/<night>": the live night, the one before (for late
+    # check-outs and the API) and future nights with changes (gateway.engine.visit_flow).
+    visit_plans: Mapping[str, NightPlan] = field(default_factory=dict)
 
 
 SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
@@ -136,7 +143,21 @@ class _Tx:
         self.lag_alerted = state.lag_alerted
         self.disturbances: dict[str, int] | None = None
         self.faults: dict[str, datetime] | None = None
+        self.plans: dict[str, NightPlan] | None = None
         self.cmds: list[Command] = []
+
+    def plan_map(self) -> Mapping[str, NightPlan]:
+        return self.plans if self.plans is not None else self.state.visit_plans
+
+    def put_plan(self, plan: NightPlan) -> None:
+        if self.plans is None:
+            self.plans = dict(self.state.visit_plans)
+        self.plans[plan.key] = plan
+
+    def drop_plan(self, key: str) -> None:
+        if self.plans is None:
+            self.plans = dict(self.state.visit_plans)
+        self.plans.pop(key, None)
 
     def alarm_map(self) -> Mapping[str, Alarm]:
         return self.alarms if self.alarms is not None else self.state.alarms
@@ -185,6 +206,7 @@ class _Tx:
             disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
             lag_alerted=self.lag_alerted,
             device_faults=self.faults if self.faults is not None else s.device_faults,
+            visit_plans=self.plans if self.plans is not None else s.visit_plans,
         )
 
     def fault(self, key: str, since: datetime | None) -> bool:
@@ -216,9 +238,16 @@ def _event_ref(e: EventIn) -> str:
 class Core:
     """The engine's rules over the schemes it serves. Stateless itself: state is passed in."""
 
-    def __init__(self, schemes: Mapping[str, Scheme], config: EngineConfig | None = None):
+    def __init__(
+        self,
+        schemes: Mapping[str, Scheme],
+        config: EngineConfig | None = None,
+        schedules: Mapping[str, VisitSchedule] | None = None,
+    ):
         self.schemes = dict(schemes)
         self.config = config or EngineConfig()
+        # Planned visits (devices.visits), per scheme that has a schedule.
+        self.schedules = {k: v for k, v in (schedules or {}).items() if k in self.schemes}
         self.policies = {sid: load_policy(s.triage) for sid, s in self.schemes.items() if s.triage}
 
     def _policy(self, scheme_id: str) -> TriagePolicy:
@@ -277,6 +306,10 @@ class Core:
                     self._on_deadline(tx, a)
             case TickIn():
                 self._on_tick(tx, inp)
+            case VisitActionIn():
+                visit_flow.on_action(self, tx, inp)
+            case VisitControlIn():
+                visit_flow.on_control(self, tx, inp)
         return tx.result(), tx.cmds
 
     @staticmethod
@@ -413,6 +446,7 @@ class Core:
             handset_timeout_s=cfg.handset_timeout_s,
             params=cfg.travel,
         )
+        cands, skipped = visit_flow.filter_candidates(self, tx, a, cands)
         eligible = [c for c in cands if c.eligible]
         wanted = self._needed(a) - len(a.accepted_by) - len(a.offers)
         chosen = eligible[: max(wanted, 0)]
@@ -426,7 +460,7 @@ class Core:
                     "rule": "nearest eligible carer by estimated travel time",
                     "priority": a.priority.value,
                     "needed": self._needed(a),
-                    "candidates": [c.as_record() for c in cands],
+                    "candidates": [visit_flow.candidate_record(c, skipped) for c in cands],
                     "chosen": [c.carer_id for c in chosen],
                 },
             )
@@ -508,8 +542,8 @@ class Core:
             self._careline(tx, a, "offered")
         return self._deadline(tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s)
 
-    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None) -> None:
-        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason)
+    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None, **detail: Any) -> None:
+        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason, **detail)
         if a.alert_control_room:
             tx.cmds.append(
                 NotifyControlRoom(
@@ -1186,6 +1220,7 @@ class Core:
         if c.busy_with and c.busy_with != a.alarm_id:
             self._preempted(tx, c.busy_with, cid)  # checked by _can_leave before we got here
         tx.put_carer(replace(c, busy_with=a.alarm_id))
+        visit_flow.on_taken(self, tx, a, cid)  # a P0/P1 takes them off a planned visit
         eta = 0.0
         if a.flat_id is not None:
             p = c.position
@@ -1520,3 +1555,4 @@ class Core:
         for a in list(tx.alarm_map().values()):
             if not a.is_open and now - a.last_at > keep:
                 tx.drop_alarm(a.alarm_id)
+        visit_flow.on_tick(self, tx)  # planned visits: late, contact, critical, missed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from devices.events import Priority
@@ -20,6 +20,7 @@ from gateway.engine.model import (
     Position,
     to_json,
 )
+from gateway.engine.visits import NightPlan, Visit, VisitStatus
 
 
 def _dt(v: str | None) -> datetime | None:
@@ -81,6 +82,42 @@ def carer_from_json(d: dict[str, Any]) -> CarerState:
     )
 
 
+def visit_from_json(d: dict[str, Any]) -> Visit:
+    return Visit(
+        visit_id=d["visit_id"],
+        run=d["run"],
+        client=d["client"],
+        agreed_at=datetime.fromisoformat(d["agreed_at"]),
+        window_min=int(d["window_min"]),
+        minutes=int(d["minutes"]),
+        double=bool(d["double"]),
+        critical=bool(d["critical"]),
+        service=d["service"],
+        level=d["level"],
+        extra=bool(d.get("extra", False)),
+        status=VisitStatus(d.get("status", "planned")),
+        checked_in_at=_dt(d.get("checked_in_at")),
+        checked_out_at=_dt(d.get("checked_out_at")),
+        late_alerted=bool(d.get("late_alerted", False)),
+        contact_raised=bool(d.get("contact_raised", False)),
+        contacted_at=_dt(d.get("contacted_at")),
+        non_arrival_opened=bool(d.get("non_arrival_opened", False)),
+        late_notice=bool(d.get("late_notice", False)),
+        reason=d.get("reason"),
+        pulled_away=d.get("pulled_away"),
+        carer=d.get("carer"),
+    )
+
+
+def plan_from_json(d: dict[str, Any]) -> NightPlan:
+    return NightPlan(
+        scheme=d["scheme"],
+        night=date.fromisoformat(d["night"]),
+        visits={k: visit_from_json(v) for k, v in d.get("visits", {}).items()},
+        ended=bool(d.get("ended", False)),
+    )
+
+
 def state_to_json(state: EngineState) -> dict[str, Any]:
     return {
         "alarms": {k: to_json(a) for k, a in state.alarms.items()},
@@ -93,6 +130,7 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         "disturbances": dict(state.disturbances),
         "lag_alerted": state.lag_alerted,
         "device_faults": {k: v.isoformat() for k, v in state.device_faults.items()},
+        "visit_plans": {k: to_json(p) for k, p in state.visit_plans.items()},
     }
 
 
@@ -108,4 +146,5 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         disturbances={k: int(v) for k, v in d.get("disturbances", {}).items()},
         lag_alerted=bool(d.get("lag_alerted", False)),
         device_faults={k: datetime.fromisoformat(v) for k, v in d.get("device_faults", {}).items()},
+        visit_plans={k: plan_from_json(v) for k, v in d.get("visit_plans", {}).items()},
     )

@@ -30,6 +30,8 @@ from devices.records import (
     OperatorControl,
     PresenceRecord,
     PromoteControl,
+    VisitControl,
+    VisitRecord,
 )
 from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
@@ -61,11 +63,16 @@ from gateway.engine.model import (
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
+    RecordVisit,
     Remind,
     ScheduleDeadline,
     SendOffer,
     TickIn,
     TimerIn,
+    VisitActionIn,
+    VisitControlIn,
+    VisitOp,
+    VisitResult,
     to_json,
 )
 from gateway.journal import EngineCommit, EngineStore, Journal, JournalRecord
@@ -119,6 +126,39 @@ def to_input(r: JournalRecord) -> Input | None:
             return PromoteIn(r.scheme, str(pc.alarm_id), pc.by)
         case OperatorControl() as oc:
             return operator.from_record(r.scheme, oc)
+        case VisitRecord() as vr:
+            # Judged at the gateway's own stamp of its arrival, never the handset's clock.
+            return VisitActionIn(
+                r.scheme,
+                vr.carer_id,
+                str(vr.visit_action_id),
+                vr.action.value,
+                vr.visit_id,
+                r.received_at,
+                vr.reason.value if vr.reason else None,
+                len(vr.note),
+            )
+        case VisitControl() as vc:
+            return VisitControlIn(
+                r.scheme,
+                VisitOp(vc.op.value.removeprefix("visit_")),
+                vc.visit_id,
+                vc.by,
+                vc.at,
+                vc.night,
+                vc.cancelled_by,
+                vc.reason,
+                len(vc.note),
+                vc.agreed_at,
+                vc.run,
+                vc.client,
+                vc.minutes,
+                vc.window_min,
+                vc.double,
+                vc.critical,
+                vc.service,
+                vc.level,
+            )
         case PresenceRecord() as p:
             pos = None
             if p.flat is not None or p.block is not None or p.x is not None:
@@ -171,7 +211,9 @@ class EngineService:
                 handset_timeout_s=e.handset_timeout_s,
                 supervision_misses=e.supervision_misses,
             ),
+            registry.schedules,
         )
+        self.registry = registry
         self.store = EngineStore(journal)
         self.journal = journal
         self.writer = writer
@@ -207,6 +249,7 @@ class EngineService:
         alarms = {}
         carers = dict(fresh.carers)
         misc: dict[str, Any] = {}
+        plans = {}
         for key, body in rows.items():
             if key.startswith("alarm:"):
                 a = persist.alarm_from_json(body)
@@ -214,6 +257,8 @@ class EngineService:
             elif key.startswith("carer:"):
                 c = persist.carer_from_json(body)
                 carers[key.removeprefix("carer:")] = c
+            elif key.startswith("visits:"):
+                plans[key.removeprefix("visits:")] = persist.plan_from_json(body)
             elif key == "misc":
                 misc = body
             elif key == "watermark":
@@ -223,7 +268,10 @@ class EngineService:
         # never heard from gets a grace period from now.
         heard = self.store.last_contact()
         seen = {k: heard.get(k, start) for k, start in fresh.device_seen.items()}
-        self.state = replace(restored, alarms=alarms, carers=carers, device_seen=seen)
+        self.state = replace(
+            restored, alarms=alarms, carers=carers, device_seen=seen, visit_plans=plans
+        )
+        self._sync_visits()
         # Until ingest has drained what the broker held while we were away, we can vouch only
         # for what the journal already has.
         self.horizon = max(heard.values(), default=now)
@@ -233,6 +281,15 @@ class EngineService:
             sum(a.is_open for a in alarms.values()),
             self.watermark,
         )
+
+    def _sync_visits(self) -> None:
+        """The decoders know tonight's extra visits too (a check-in to one is not refused)."""
+        extra: dict[str, set[str]] = {}
+        for plan in self.state.visit_plans.values():
+            extra.setdefault(plan.scheme, set()).update(
+                k for k, v in plan.visits.items() if v.extra
+            )
+        self.registry.extra_visits = {k: frozenset(v) for k, v in extra.items()}
 
     # ---- main loop --------------------------------------------------------------------------
 
@@ -360,6 +417,10 @@ class EngineService:
             if before.alarms.get(k) is not a:
                 upserts[f"alarm:{k}"] = json.dumps(to_json(a))
         deletes += [f"alarm:{k}" for k in before.alarms if k not in state.alarms]
+        for k, plan in state.visit_plans.items():
+            if before.visit_plans.get(k) is not plan:
+                upserts[f"visits:{k}"] = json.dumps(to_json(plan))
+        deletes += [f"visits:{k}" for k in before.visit_plans if k not in state.visit_plans]
         for k, carer in state.carers.items():
             if before.carers.get(k) is not carer:
                 upserts[f"carer:{k}"] = json.dumps(to_json(carer))
@@ -402,6 +463,8 @@ class EngineService:
         await loop.run_in_executor(self.writer, self.store.commit, commit, now)
         self.state = state
         self.watermark = wm
+        if state.visit_plans is not before.visit_plans:
+            self._sync_visits()
         # Durable now: tell connected carer pages (the MQTT publish follows from the outbox).
         for topic, payload in outbox:
             parts = topic.split("/")
@@ -498,6 +561,7 @@ class EngineService:
                     "message": c.message,
                     "alarm_id": c.alarm_id,
                     "at": at,
+                    **c.detail,
                 }
                 pub(L.control_alerts(c.scheme), body)
                 note(
@@ -507,6 +571,7 @@ class EngineService:
                     scheme=c.scheme,
                     priority=c.priority.value,
                     alarm_id=c.alarm_id,
+                    body=c.detail,
                 )
             case NotifyOnCall():
                 body = {
@@ -599,6 +664,32 @@ class EngineService:
             case RecordDecision():
                 row = {"alarm_id": c.alarm_id, "scheme": c.scheme, "record": to_json(c.record)}
                 logrows.append(("alarm_decisions", c.at.isoformat(), json.dumps(row, default=str)))
+            case VisitResult():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {
+                        "type": "visit_result",
+                        "visit_action_id": c.visit_action_id,
+                        "visit_id": c.visit_id,
+                        "ok": c.ok,
+                        "reason": c.reason,
+                        "sent_at": at,
+                    },
+                )
+            case RecordVisit():
+                row = {
+                    "scheme": c.scheme,
+                    "night": c.night.isoformat(),
+                    "visit_id": c.visit_id,
+                    "run": c.run,
+                    "client_ref": c.client_ref,
+                    "step": c.step,
+                    "carer_id": c.carer_id,
+                    "alarm_id": c.alarm_id,
+                    "agreed_at": c.agreed_at.isoformat(),
+                    "detail": to_json(c.detail),
+                }
+                logrows.append(("visit_events", c.at.isoformat(), json.dumps(row, default=str)))
             case ScheduleDeadline():
                 pass  # the deadline is part of the alarm's persisted state
 
