@@ -92,6 +92,7 @@ class VisitExtraIn(_Change):
 class ChangeStatus(StrEnum):
     ACCEPTED = "accepted"  # journaled; the engine applies it next
     DUPLICATE = "duplicate"  # a retry of a request_id already journaled
+    ALREADY = "already"  # the night is already where you wanted it: nothing was queued
 
 
 class VisitChangeAccepted(Shape):

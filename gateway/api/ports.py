@@ -73,7 +73,8 @@ class LiveView(Protocol):
         ...
 
     def visit_check(self, inp: VisitControlIn) -> str | None:
-        """Does an operator's change still apply to the night's visits? None, or why not."""
+        """Does an operator's change still apply to the night's visits? None if so,
+        ``"already"`` if the night is already where it wants it, else why not."""
         ...
 
     def carer_run(self, scheme_id: str, carer_id: str) -> CarerRun:

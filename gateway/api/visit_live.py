@@ -48,8 +48,12 @@ def night_visits(plan: V.NightPlan) -> NightVisits:
     )
 
 
+ALREADY = "already"
+
+
 def check_change(core: Core, state: EngineState, inp: VisitControlIn, now: datetime) -> str | None:
-    """None if the change applies to the night as held now, else why not."""
+    """None if the change applies to the night as held now, ``ALREADY`` if the night is
+    already where it wants it, else why not."""
     scheme = core.schemes.get(inp.scheme)
     schedule = core.schedules.get(inp.scheme)
     if scheme is None or schedule is None:
@@ -57,6 +61,8 @@ def check_change(core: Core, state: EngineState, inp: VisitControlIn, now: datet
     plan = plan_for(core, state, inp.scheme, inp.night, now)
     if plan is None:
         return "that night is past or too far ahead"
+    if visit_flow.already(plan, inp):
+        return ALREADY
     return visit_flow.check_control(plan, inp, visit_flow.rules(schedule, scheme))
 
 

@@ -99,7 +99,9 @@ async def change(
     if fields.get("agreed_at") is not None:
         detail["agreed_at"] = fields["agreed_at"].isoformat()
     status = ChangeStatus.ACCEPTED
-    if why is None:
+    if why == ChangeStatus.ALREADY.value:
+        why, status = None, ChangeStatus.ALREADY
+    elif why is None:
         body: dict[str, Any] = {
             "op": f"visit_{op.value}",
             "visit_id": visit_id,

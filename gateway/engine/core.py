@@ -13,13 +13,13 @@ opens a second alarm.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from devices.events import CarelineCallout, EventKind, Priority
-from devices.registry import DeviceType
+from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
 from gateway.engine import operator, routing, travel, visit_flow
@@ -65,6 +65,7 @@ from gateway.engine.model import (
     VisitControlIn,
     higher,
 )
+from gateway.engine.state import EngineState as EngineState  # the state lives beside its indexes
 from gateway.engine.triage import (
     ALARM_KINDS,
     Queue,
@@ -97,27 +98,6 @@ class EngineConfig:
     closed_keep_s: int = 3600
 
 
-@dataclass(frozen=True, slots=True)
-class EngineState:
-    alarms: Mapping[str, Alarm] = field(default_factory=dict)
-    carers: Mapping[str, CarerState] = field(default_factory=dict)  # "<scheme>/<carer>"
-    device_seen: Mapping[str, datetime] = field(default_factory=dict)  # "<scheme>/<device>"
-    device_mode: Mapping[str, datetime] = field(default_factory=dict)  # maintenance until
-    no_contact: frozenset[str] = frozenset()
-    silent_handsets: frozenset[str] = frozenset()
-    coverage_alerted: frozenset[str] = frozenset()
-    # Sleep-in disturbances: "<scheme>/<carer>/<night start date>" -> alarms attended.
-    disturbances: Mapping[str, int] = field(default_factory=dict)
-    lag_alerted: bool = False  # the control room has been told the gateway is behind
-    # Open technical faults, "<scheme>/<device>/<kind>" -> since (received): the device-health
-    # queue. Power failure clears on power restored, a link failure when the device is heard
-    # again; low battery and tamper stay until an operator says they were seen to.
-    device_faults: Mapping[str, datetime] = field(default_factory=dict)
-    # Planned visits by "<scheme>/<night>": the live night, the one before (for late
-    # check-outs and the API) and future nights with changes (gateway.engine.visit_flow).
-    visit_plans: Mapping[str, NightPlan] = field(default_factory=dict)
-
-
 SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
 
 
@@ -128,105 +108,64 @@ def night_of(local: datetime) -> str:
 
 
 class _Tx:
-    """Copy-on-write working set for one step, so unchanged maps are shared, not copied."""
+    """One step: the state (changed in place; ``Core.step`` undoes it all if the step raises),
+    the time, and the commands so far."""
+
+    __slots__ = ("cmds", "now", "state")
 
     def __init__(self, state: EngineState, now: datetime) -> None:
         self.state = state
         self.now = now
-        self.alarms: dict[str, Alarm] | None = None
-        self.carers: dict[str, CarerState] | None = None
-        self.device_seen: dict[str, datetime] | None = None
-        self.device_mode: dict[str, datetime] | None = None
-        self.no_contact = state.no_contact
-        self.silent = state.silent_handsets
-        self.coverage = state.coverage_alerted
-        self.lag_alerted = state.lag_alerted
-        self.disturbances: dict[str, int] | None = None
-        self.faults: dict[str, datetime] | None = None
-        self.plans: dict[str, NightPlan] | None = None
         self.cmds: list[Command] = []
 
-    def plan_map(self) -> Mapping[str, NightPlan]:
-        return self.plans if self.plans is not None else self.state.visit_plans
-
-    def put_plan(self, plan: NightPlan) -> None:
-        if self.plans is None:
-            self.plans = dict(self.state.visit_plans)
-        self.plans[plan.key] = plan
-
-    def drop_plan(self, key: str) -> None:
-        if self.plans is None:
-            self.plans = dict(self.state.visit_plans)
-        self.plans.pop(key, None)
-
     def alarm_map(self) -> Mapping[str, Alarm]:
-        return self.alarms if self.alarms is not None else self.state.alarms
+        return self.state.alarms
 
     def carer_map(self) -> Mapping[str, CarerState]:
-        return self.carers if self.carers is not None else self.state.carers
+        return self.state.carers
 
     def put_alarm(self, a: Alarm) -> None:
-        if self.alarms is None:
-            self.alarms = dict(self.state.alarms)
-        self.alarms[a.alarm_id] = a
+        self.state.put_alarm(a)
 
     def drop_alarm(self, alarm_id: str) -> None:
-        if self.alarms is None:
-            self.alarms = dict(self.state.alarms)
-        self.alarms.pop(alarm_id, None)
+        self.state.drop_alarm(alarm_id)
 
     def put_carer(self, c: CarerState) -> None:
-        if self.carers is None:
-            self.carers = dict(self.state.carers)
-        self.carers[routing.carer_key(c.scheme, c.carer_id)] = c
+        self.state.put_carer(routing.carer_key(c.scheme, c.carer_id), c)
 
     def seen(self, key: str, at: datetime) -> None:
-        if self.device_seen is None:
-            self.device_seen = dict(self.state.device_seen)
-        self.device_seen[key] = at
+        self.state.see(key, at)
 
     def set_mode(self, key: str, until: datetime | None) -> None:
-        if self.device_mode is None:
-            self.device_mode = dict(self.state.device_mode)
-        if until is None:
-            self.device_mode.pop(key, None)
-        else:
-            self.device_mode[key] = until
+        self.state.set_mode(key, until)
 
-    def result(self) -> EngineState:
-        s = self.state
-        return EngineState(
-            alarms=self.alarms if self.alarms is not None else s.alarms,
-            carers=self.carers if self.carers is not None else s.carers,
-            device_seen=self.device_seen if self.device_seen is not None else s.device_seen,
-            device_mode=self.device_mode if self.device_mode is not None else s.device_mode,
-            no_contact=self.no_contact,
-            silent_handsets=self.silent,
-            coverage_alerted=self.coverage,
-            disturbances=self.disturbances if self.disturbances is not None else s.disturbances,
-            lag_alerted=self.lag_alerted,
-            device_faults=self.faults if self.faults is not None else s.device_faults,
-            visit_plans=self.plans if self.plans is not None else s.visit_plans,
-        )
+    def plan_map(self) -> Mapping[str, NightPlan]:
+        return self.state.visit_plans
+
+    def put_plan(self, plan: NightPlan) -> None:
+        self.state.put_plan(plan.key, plan)
+
+    def drop_plan(self, key: str) -> None:
+        self.state.put_plan(key, None)
 
     def fault(self, key: str, since: datetime | None) -> bool:
         """Open (``since``) or clear (None) a device fault; True if that changed anything."""
-        faults = self.faults if self.faults is not None else self.state.device_faults
-        if (key in faults) == (since is not None):
-            return False
-        if self.faults is None:
-            self.faults = dict(self.state.device_faults)
-        if since is None:
-            self.faults.pop(key, None)
-        else:
-            self.faults[key] = since
-        return True
+        return self.state.set_fault(key, since)
 
     def disturb(self, key: str) -> int:
-        if self.disturbances is None:
-            self.disturbances = dict(self.state.disturbances)
-        self.disturbances[key] = self.disturbances.get(key, 0) + 1
-        return self.disturbances[key]
+        return self.state.disturb(key)
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceInfo:
+    """What the rules need about a device, worked out once from the (static) scheme."""
+
+    device: Device
+    resident: Resident | None  # its resident, else the first resident of its flat
+    flat_id: str | None
+    sole: bool  # the resident's only pendant or fall detector (or a hub)
+    flat_resident: Resident | None  # for a silent hub: its resident or its flat's first
+    limit: timedelta  # silence allowed before "no contact"
 
 
 def _event_ref(e: EventIn) -> str:
@@ -249,6 +188,54 @@ class Core:
         # Planned visits (devices.visits), per scheme that has a schedule.
         self.schedules = {k: v for k, v in (schedules or {}).items() if k in self.schemes}
         self.policies = {sid: load_policy(s.triage) for sid, s in self.schemes.items() if s.triage}
+        # Per device, worked out once, so an event never scans a scheme's devices or residents.
+        self.devices: dict[str, _DeviceInfo] = {}
+        for s in self.schemes.values():
+            self.devices.update(self._device_infos(s))
+        # Each device's allowed silence, for the state's supervision heap.
+        self.limits: dict[str, timedelta] = {k: d.limit for k, d in self.devices.items()}
+        # Schemes, and within each its carers then its devices, in the order of the scheme
+        # files: what falls due in one tick is handled in this order, as a walk of them was.
+        self.order: dict[str, int] = {}
+        for s in self.schemes.values():
+            for carer in s.carers:
+                self.order[routing.carer_key(s.id, carer.id)] = len(self.order)
+            for d in s.devices:
+                self.order[f"{s.id}/{d.device_id}"] = len(self.order)
+
+    def _device_infos(self, scheme: Scheme) -> dict[str, _DeviceInfo]:
+        first_in_flat: dict[str, Resident] = {}
+        for r in scheme.residents:
+            first_in_flat.setdefault(r.flat, r)
+        alarm_devices: dict[str, int] = {}
+        for d in scheme.devices:
+            if d.resident is not None and d.type in _ALARM_DEVICE_TYPES:
+                alarm_devices[d.resident] = alarm_devices.get(d.resident, 0) + 1
+        out = {}
+        misses = self.config.supervision_misses
+        for d in scheme.devices:
+            resident = scheme.resident(d.resident) if d.resident else None
+            flat = scheme.flat_of(d)
+            if resident is None and flat is not None:
+                resident = first_in_flat.get(flat.id)
+            sole = False
+            if resident is not None:
+                mine = d.resident == resident.client_ref and d.type in _ALARM_DEVICE_TYPES
+                sole = d.type is DeviceType.HUB or (
+                    mine and alarm_devices.get(resident.client_ref, 0) <= 1
+                )
+            own = scheme.resident(d.resident) if d.resident else None
+            if own is None and d.flat:
+                own = first_in_flat.get(d.flat)
+            out[f"{scheme.id}/{d.device_id}"] = _DeviceInfo(
+                device=d,
+                resident=resident,
+                flat_id=flat.id if flat else None,
+                sole=sole,
+                flat_resident=own,
+                limit=timedelta(seconds=d.expected_heartbeat_s * misses),
+            )
+        return out
 
     def _policy(self, scheme_id: str) -> TriagePolicy:
         """The scheme's own triage policy (its file's ``triage:`` section), else the default."""
@@ -265,12 +252,27 @@ class Core:
                 carers[routing.carer_key(s.id, c.id)] = CarerState(c.id, s.id)
             for d in s.devices:
                 seen[f"{s.id}/{d.device_id}"] = now
-        return EngineState(carers=carers, device_seen=seen)
+        state = EngineState(carers=carers, device_seen=seen)
+        state.bind_supervision(self.limits)
+        return state
 
     def step(
         self, state: EngineState, inp: Input, now: datetime
     ) -> tuple[EngineState, list[Command]]:
-        tx = _Tx(state, now)
+        """Apply one input to ``state`` in place and return it with the commands. If the step
+        raises, every change it made is undone first: the state is as it was."""
+        state.bind_supervision(self.limits)
+        mark = state.begin()
+        try:
+            tx = _Tx(state, now)
+            self._step(tx, inp)
+        except BaseException:
+            state.rollback(mark)
+            raise
+        state.commit(mark)
+        return state, tx.cmds
+
+    def _step(self, tx: _Tx, inp: Input) -> None:
         match inp:
             case EventIn():
                 self._on_event(tx, inp)
@@ -310,12 +312,10 @@ class Core:
                 visit_flow.on_action(self, tx, inp)
             case VisitControlIn():
                 visit_flow.on_control(self, tx, inp)
-        return tx.result(), tx.cmds
 
     @staticmethod
     def next_due(state: EngineState) -> datetime | None:
-        dues = [a.deadline.due for a in state.alarms.values() if a.is_open and a.deadline]
-        return min(dues) if dues else None
+        return state.next_due()
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -363,26 +363,16 @@ class Core:
             at = self._at(a, tx.now)
             tx.cmds.append(CarelineStatus(a.scheme, a.callout_id, a.alarm_id, status, at, **kw))
 
-    def _resident_of(self, scheme: Scheme, device_id: str) -> tuple[Resident | None, str | None]:
-        device = scheme.device(device_id)
-        if device is None:
-            return None, None
-        resident = scheme.resident(device.resident) if device.resident else None
-        flat = scheme.flat_of(device)
-        if resident is None and flat is not None:
-            resident = next((r for r in scheme.residents if r.flat == flat.id), None)
-        return resident, flat.id if flat else None
-
     def _open_for(
         self, tx: _Tx, scheme: str, resident: str | None, device: str | None
     ) -> Alarm | None:
-        for a in tx.alarm_map().values():
-            if not a.is_open or a.scheme != scheme:
-                continue
-            if resident is not None and a.resident_ref == resident:
-                return a
-            if resident is None and device is not None and a.device_id == device:
-                return a
+        """The resident's oldest open alarm (or, with no resident, the device's)."""
+        if resident is not None:
+            mine = tx.state.open_for_resident(scheme, resident)
+            return mine[0] if mine else None
+        if device is not None:
+            held = tx.state.on_board_for_device(scheme, device)
+            return next((a for a in held if a.is_open), None)
         return None
 
     def offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
@@ -566,34 +556,26 @@ class Core:
         if device is None:
             return
         key = f"{e.scheme}/{e.device_id}"
+        info = self.devices[key]
         # Heard when it reached the gateway, not when a backlog let the engine apply it.
-        prior = (tx.device_seen if tx.device_seen is not None else tx.state.device_seen).get(key)
+        prior = tx.state.device_seen.get(key)
         heard = min(e.received_at, tx.now)
         tx.seen(key, heard if prior is None else max(prior, heard))
-        if key in tx.no_contact:
-            tx.no_contact = tx.no_contact - {key}
+        if key in tx.state.no_contact:
+            tx.state.set_no_contact(key, False)
             tx.cmds.append(
                 RaiseTechnical(
                     e.scheme, e.device_id, "no_contact", "device heard again", tx.now, cleared=True
                 )
             )
             self._clear_no_contact_alarm(tx, e.scheme, e.device_id)
-        for a in tx.alarm_map().values():
-            if _event_ref(e) in a.event_ids:
-                return  # a duplicate never opens a second alarm
+        if tx.state.alarm_with_event(_event_ref(e)) is not None:
+            return  # a duplicate never opens a second alarm
         self._track_fault(tx, key, EventKind(e.kind), heard)
-        resident, flat_id = self._resident_of(scheme, e.device_id)
+        resident, flat_id, sole = info.resident, info.flat_id, info.sole
         # Night or day by when the gateway received the event, not when the engine got to it:
         # a backlog must not turn a 03:00 door-open into a daytime one (nor trust a device clock).
         local = e.received_at.astimezone(scheme.tz)
-        sole = False
-        if resident is not None:
-            mine = [
-                d
-                for d in scheme.devices
-                if d.resident == resident.client_ref and d.type in _ALARM_DEVICE_TYPES
-            ]
-            sole = device.type is DeviceType.HUB or (device in mine and len(mine) <= 1)
         kind = EventKind(e.kind)
         t = triage_event(
             self._policy(e.scheme),
@@ -668,8 +650,7 @@ class Core:
 
     def _window(self, tx: _Tx, key: str) -> datetime | None:
         """The end of the device's live test window; an expired one ends here and now."""
-        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
-        until = modes.get(key)
+        until = tx.state.device_mode.get(key)
         if until is not None and until <= tx.now:
             self._window_ended(tx, key, "expired")
             return None
@@ -692,7 +673,7 @@ class Core:
         if scheme is None or scheme.device(m.device_id) is None:
             return
         key = f"{m.scheme}/{m.device_id}"
-        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        modes = tx.state.device_mode
         if m.until is not None and m.until > tx.now:
             tx.set_mode(key, m.until)
             tx.cmds.append(
@@ -725,10 +706,8 @@ class Core:
         held = next(
             (
                 a
-                for a in tx.alarm_map().values()
+                for a in tx.state.on_board_for_device(e.scheme, e.device_id)
                 if a.state is AlarmState.TEST_CALL
-                and a.scheme == e.scheme
-                and a.device_id == e.device_id
             ),
             None,
         )
@@ -1160,8 +1139,9 @@ class Core:
         tx.put_alarm(a)
 
     def _withdraw_all(self, tx: _Tx, scheme_id: str, cid: str, why: str) -> None:
-        for a in list(tx.alarm_map().values()):
-            if not a.is_open or a.scheme != scheme_id:
+        for held in tx.state.offered_to(scheme_id, cid):
+            a = tx.alarm_map()[held.alarm_id]  # as it is now: an earlier withdrawal may move it
+            if not a.is_open:
                 continue
             offer = next((o for o in a.offers if o.carer_id == cid), None)
             if offer is not None:
@@ -1383,8 +1363,8 @@ class Core:
             c = replace(c, status=p.status)
         if p.position is not None:
             c = replace(c, position=p.position)
-        if key in tx.silent and c.logged_in and c.handset_seen == tx.now:
-            tx.silent = tx.silent - {key}
+        if key in tx.state.silent_handsets and c.logged_in and c.handset_seen == tx.now:
+            tx.state.set_silent(key, False)
         tx.put_carer(c)
         if not c.logged_in or c.status is not CarerStatus.AVAILABLE:
             # Anything they were offered moves on now rather than at the timeout.
@@ -1392,21 +1372,29 @@ class Core:
             self._withdraw_all(tx, p.scheme, p.carer_id, why)
         self._check_coverage(tx, scheme)
 
+    def _routable_count(self, tx: _Tx, scheme: Scheme, *, stop_at: int | None = None) -> int:
+        """How many carers could be offered an alarm now (counting stops at ``stop_at``).
+
+        Only logged-in carers can be, so only they are looked at (an index of the state)."""
+        n = 0
+        carers = tx.carer_map()
+        for cid in tx.state.logged_in(scheme.id):
+            c = carers.get(routing.carer_key(scheme.id, cid))
+            if c is None or scheme.carer(cid) is None:
+                continue
+            if routing.routable(scheme, c, tx.now, self.config.handset_timeout_s)[0]:
+                n += 1
+                if stop_at is not None and n >= stop_at:
+                    break
+        return n
+
     def _check_coverage(self, tx: _Tx, scheme: Scheme) -> None:
         """Nobody routable on shift is itself a P1 for the control room, at once."""
-        n = sum(
-            1
-            for carer in scheme.carers
-            if routing.routable(
-                scheme,
-                tx.carer_map().get(routing.carer_key(scheme.id, carer.id))
-                or CarerState(carer.id, scheme.id),
-                tx.now,
-                self.config.handset_timeout_s,
-            )[0]
-        )
-        if n == 0 and scheme.id not in tx.coverage:
-            tx.coverage = tx.coverage | {scheme.id}
+        alerted = scheme.id in tx.state.coverage_alerted
+        # Whether anyone is routable is all that matters unless the alert is to be lifted.
+        n = self._routable_count(tx, scheme, stop_at=None if alerted else 1)
+        if n == 0 and not alerted:
+            tx.state.set_coverage_alerted(scheme.id, True)
             tx.cmds.append(
                 NotifyControlRoom(
                     scheme.id,
@@ -1415,8 +1403,8 @@ class Core:
                     "no carer on shift is logged in with a working handset",
                 )
             )
-        elif n > 0 and scheme.id in tx.coverage:
-            tx.coverage = tx.coverage - {scheme.id}
+        elif n > 0 and alerted:
+            tx.state.set_coverage_alerted(scheme.id, False)
             tx.cmds.append(
                 NotifyControlRoom(
                     scheme.id, Priority.P3, "carer_available", f"{n} carer(s) routable again"
@@ -1424,22 +1412,24 @@ class Core:
             )
 
     def _clear_no_contact_alarm(self, tx: _Tx, scheme_id: str, device_id: str) -> None:
-        for a in list(tx.alarm_map().values()):
-            if (
-                a.is_open
-                and a.kind == "no_contact"
-                and a.device_id == device_id
-                and a.scheme == scheme_id
-            ):
+        for a in tx.state.on_board_for_device(scheme_id, device_id):
+            if a.is_open and a.kind == "no_contact":
                 if a.state in (AlarmState.RAISED, AlarmState.OFFERED, AlarmState.ESCALATED):
                     self._cancel(tx, a, "device heard again")
 
-    def _lag(self, tx: _Tx, behind_s: float, why: str | None, held: Mapping[str, int]) -> None:
+    def _lag(
+        self,
+        tx: _Tx,
+        behind_s: float,
+        why: str | None,
+        held: Callable[[], Mapping[str, int]],
+    ) -> None:
         """Tell each scheme's control room once that the gateway is behind, and when it has
         caught up: devices are not blamed meanwhile, and somebody must know that."""
         cfg = self.config
-        if not tx.lag_alerted and behind_s > cfg.lag_alert_s:
-            tx.lag_alerted = True
+        if not tx.state.lag_alerted and behind_s > cfg.lag_alert_s:
+            tx.state.set_lag_alerted(True)
+            counts = held()
             for sid in sorted(self.schemes):
                 tx.cmds.append(
                     NotifyControlRoom(
@@ -1448,11 +1438,11 @@ class Core:
                         "gateway_behind",
                         f"gateway {round(behind_s)}s behind ({why or 'ingest lagging'}):"
                         f" device silence is judged only up to what has arrived;"
-                        f" {held.get(sid, 0)} device(s) silent on the clock are not blamed yet",
+                        f" {counts.get(sid, 0)} device(s) silent on the clock are not blamed yet",
                     )
                 )
-        elif tx.lag_alerted and behind_s <= cfg.lag_alert_s / 2:
-            tx.lag_alerted = False
+        elif tx.state.lag_alerted and behind_s <= cfg.lag_alert_s / 2:
+            tx.state.set_lag_alerted(False)
             for sid in sorted(self.schemes):
                 tx.cmds.append(
                     NotifyControlRoom(
@@ -1463,96 +1453,115 @@ class Core:
                     )
                 )
 
+    def _held_back(self, tx: _Tx, judge: datetime) -> dict[str, int]:
+        """Per scheme, devices silent on the clock but not up to the ingest horizon (judged
+        only when the control room is told the gateway is behind: rare, so a scan is fine)."""
+        held: dict[str, int] = {}
+        for key, after in tx.state.supervision_pending().items():
+            if judge <= after < tx.now:
+                sid = key.partition("/")[0]
+                held[sid] = held.get(sid, 0) + 1
+        return held
+
     def _on_tick(self, tx: _Tx, tick: TickIn) -> None:
+        """Supervision: what fell due since the last tick, found in the state's deadline heaps,
+        so a tick costs what is due, not the estate."""
         cfg = self.config
         now = tx.now
+        st = tx.state
         # Silence counts only up to the ingest horizon: what is still queued inside the
         # gateway may be exactly the heartbeat that clears the device.
         judge = now if tick.horizon is None else min(now, tick.horizon)
-        held: dict[str, int] = {}
         # Overdue deadlines fire here too: a missed timer cannot leave an alarm stranded.
-        for a in list(tx.alarm_map().values()):
-            cur = tx.alarm_map()[a.alarm_id]
+        for aid in st.due_alarms_in_order(now):
+            cur = tx.alarm_map()[aid]
             if cur.is_open and cur.deadline and cur.deadline.due <= now:
                 self._on_deadline(tx, cur)
+        order = self.order
+        # Handsets last heard before judge - timeout are silent (``routing.handset_live``).
+        silent = st.handsets_silent_before(judge - timedelta(seconds=cfg.handset_timeout_s))
+        silent.sort(key=lambda k: order.get(k, -1))
+        # Devices whose allowed silence ended before the horizon: no contact.
+        quiet = [k for k in st.devices_silent_after(judge) if k in self.devices]
+        quiet.sort(key=lambda k: order[k])
+        by_scheme: dict[str, tuple[list[str], list[str]]] = {}
+        for key in silent:
+            by_scheme.setdefault(key.partition("/")[0], ([], []))[0].append(key)
+        for key in quiet:
+            by_scheme.setdefault(key.partition("/")[0], ([], []))[1].append(key)
         for scheme in self.schemes.values():
-            for carer in scheme.carers:
-                key = routing.carer_key(scheme.id, carer.id)
+            carers, devices = by_scheme.get(scheme.id, ((), ()))
+            for key in carers:
                 c = tx.carer_map().get(key)
-                if c is None or not c.logged_in:
+                if c is None or not c.logged_in or scheme.carer(c.carer_id) is None:
                     continue
-                if (
-                    not routing.handset_live(c, judge, cfg.handset_timeout_s)
-                    and key not in tx.silent
+                if key in st.silent_handsets or routing.handset_live(
+                    c, judge, cfg.handset_timeout_s
                 ):
-                    tx.silent = tx.silent | {key}
-                    tx.cmds.append(
-                        NotifyControlRoom(
-                            scheme.id,
-                            Priority.P2,
-                            "handset_silent",
-                            f"handset of carer {carer.id} silent; not routable",
-                        )
-                    )
-                    self._withdraw_all(tx, scheme.id, carer.id, "handset silent")
-            self._check_coverage(tx, scheme)
-            seen = tx.device_seen if tx.device_seen is not None else tx.state.device_seen
-            for d in scheme.devices:
-                key = f"{scheme.id}/{d.device_id}"
-                last = seen.get(key)
-                limit = timedelta(seconds=d.expected_heartbeat_s * cfg.supervision_misses)
-                if last is None or key in tx.no_contact:
                     continue
-                if judge - last <= limit:
-                    if now - last > limit:
-                        held[scheme.id] = held.get(scheme.id, 0) + 1
-                    continue
-                tx.no_contact = tx.no_contact | {key}
+                st.set_silent(key, True)
                 tx.cmds.append(
-                    RaiseTechnical(
+                    NotifyControlRoom(
                         scheme.id,
-                        d.device_id,
-                        "no_contact",
-                        f"silent for {cfg.supervision_misses} intervals",
-                        now,
+                        Priority.P2,
+                        "handset_silent",
+                        f"handset of carer {c.carer_id} silent; not routable",
                     )
                 )
-                resident = scheme.resident(d.resident) if d.resident else None
-                if resident is None and d.flat:
-                    resident = next((r for r in scheme.residents if r.flat == d.flat), None)
-                if (
-                    d.type is DeviceType.HUB
-                    and resident is not None
-                    and "high_risk" in resident.risk_flags
-                ):
-                    a = Alarm(
-                        alarm_id=str(
-                            uuid.uuid5(ALARM_NAMESPACE, f"nocontact/{key}/{last.isoformat()}")
-                        ),
-                        scheme=scheme.id,
-                        kind="no_contact",
-                        priority=Priority.P2,
-                        state=AlarmState.RAISED,
-                        opened_at=now,
-                        received_at=now,
-                        last_at=now,
-                        resident_ref=resident.client_ref,
-                        flat_id=resident.flat,
-                        device_id=d.device_id,
-                        chain=replace(cfg.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
-                        reason="hub silent: resident has no working alarm (welfare check)",
-                    )
-                    if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
-                        self._open_alarm(tx, a, None)
-        self._lag(tx, (now - judge).total_seconds(), tick.behind, held)
+                self._withdraw_all(tx, scheme.id, c.carer_id, "handset silent")
+            self._check_coverage(tx, scheme)
+            for key in devices:
+                self._no_contact(tx, scheme, key, judge)
+        behind_s = (now - judge).total_seconds()
+        self._lag(tx, behind_s, tick.behind, lambda: self._held_back(tx, judge))
         # A test window ends itself when it runs out, and the control room sees it end.
-        modes = tx.device_mode if tx.device_mode is not None else tx.state.device_mode
+        modes = tx.state.device_mode
         for key in sorted(k for k, until in modes.items() if until <= now):
             self._window_ended(tx, key, "expired")
         # Closed alarms (and test calls nobody promoted) are kept a while so late actions and
         # the board get a clear answer, then dropped.
-        keep = timedelta(seconds=cfg.closed_keep_s)
-        for a in list(tx.alarm_map().values()):
-            if not a.is_open and now - a.last_at > keep:
-                tx.drop_alarm(a.alarm_id)
+        for aid in st.closed_before(now - timedelta(seconds=cfg.closed_keep_s)):
+            a = tx.alarm_map().get(aid)
+            if a is not None and not a.is_open:
+                tx.drop_alarm(aid)
         visit_flow.on_tick(self, tx)  # planned visits: late, contact, critical, missed
+
+    def _no_contact(self, tx: _Tx, scheme: Scheme, key: str, judge: datetime) -> None:
+        """A device silent for its allowed misses (up to the horizon): tell the control room,
+        and for a high-risk resident's hub open a welfare check."""
+        cfg = self.config
+        now = tx.now
+        info = self.devices[key]
+        d = info.device
+        last = tx.state.device_seen.get(key)
+        if last is None or key in tx.state.no_contact or judge - last <= info.limit:
+            return
+        tx.state.set_no_contact(key, True)
+        tx.cmds.append(
+            RaiseTechnical(
+                scheme.id,
+                d.device_id,
+                "no_contact",
+                f"silent for {cfg.supervision_misses} intervals",
+                now,
+            )
+        )
+        resident = info.flat_resident
+        if d.type is DeviceType.HUB and resident is not None and "high_risk" in resident.risk_flags:
+            a = Alarm(
+                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"nocontact/{key}/{last.isoformat()}")),
+                scheme=scheme.id,
+                kind="no_contact",
+                priority=Priority.P2,
+                state=AlarmState.RAISED,
+                opened_at=now,
+                received_at=now,
+                last_at=now,
+                resident_ref=resident.client_ref,
+                flat_id=resident.flat,
+                device_id=d.device_id,
+                chain=replace(cfg.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+                reason="hub silent: resident has no working alarm (welfare check)",
+            )
+            if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
+                self._open_alarm(tx, a, None)

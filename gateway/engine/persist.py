@@ -1,12 +1,19 @@
-"""Engine state <-> JSON, so alarms, carers and deadlines survive a restart exactly."""
+"""Engine state <-> JSON, so alarms, carers and deadlines survive a restart exactly.
+
+The shell stores the state as rows of ``engine_state``: ``alarm:<id>``, ``carer:<key>``,
+``fault:<key>``, ``offline:<key>`` (no contact), ``mode:<key>`` (test windows),
+``visits:<scheme>/<night>`` (a night's planned visits), and one
+``misc`` row for the small rest; a pass writes only the rows that changed (``changed_rows``).
+``state_to_json`` is the whole state as one document (tests, tools)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from devices.events import Priority
-from gateway.engine.core import EngineState
 from gateway.engine.model import (
     Alarm,
     AlarmState,
@@ -20,6 +27,7 @@ from gateway.engine.model import (
     Position,
     to_json,
 )
+from gateway.engine.state import Dirty, EngineState
 from gateway.engine.visits import NightPlan, Visit, VisitStatus
 
 
@@ -148,3 +156,102 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         device_faults={k: datetime.fromisoformat(v) for k, v in d.get("device_faults", {}).items()},
         visit_plans={k: plan_from_json(v) for k, v in d.get("visit_plans", {}).items()},
     )
+
+
+# Kept in rows of their own (one per key), no longer in "misc": they can grow with the estate
+# (a power cut takes hundreds of devices offline), and one row each means a pass writes only
+# what changed. A "misc" row that still has them is from an older gateway.
+PER_KEY_FIELDS = ("device_faults", "no_contact", "device_mode")
+MISC_FIELDS = ("silent_handsets", "coverage_alerted", "disturbances", "lag_alerted")
+
+
+def changed_rows(state: EngineState, dirty: Dirty) -> tuple[dict[str, str], list[str]]:
+    """The ``engine_state`` rows to write and to delete for what changed (``dirty``)."""
+    upserts: dict[str, str] = {}
+    deletes: list[str] = []
+
+    def row(key: str, body: Any) -> None:
+        if body is None:
+            deletes.append(key)
+        else:
+            upserts[key] = json.dumps(body)
+
+    for k in dirty.alarms:
+        a = state.alarms.get(k)
+        row(f"alarm:{k}", None if a is None else to_json(a))
+    for k in dirty.carers:
+        c = state.carers.get(k)
+        row(f"carer:{k}", None if c is None else to_json(c))
+    for k in dirty.faults:
+        since = state.device_faults.get(k)
+        row(f"fault:{k}", None if since is None else since.isoformat())
+    for k in dirty.offline:
+        row(f"offline:{k}", True if k in state.no_contact else None)
+    for k in dirty.modes:
+        until = state.device_mode.get(k)
+        row(f"mode:{k}", None if until is None else until.isoformat())
+    for k in dirty.plans:
+        plan = state.visit_plans.get(k)
+        row(f"visits:{k}", None if plan is None else to_json(plan))
+    if dirty.misc or dirty.faults or dirty.offline or dirty.modes:
+        # Rewritten whenever a per-key row is, so an older "misc" row's copies of those
+        # fields are gone by the time their rows are the truth.
+        row(
+            "misc",
+            {
+                "silent_handsets": sorted(state.silent_handsets),
+                "coverage_alerted": sorted(state.coverage_alerted),
+                "disturbances": dict(state.disturbances),
+                "lag_alerted": state.lag_alerted,
+            },
+        )
+    return upserts, deletes
+
+
+def state_from_rows(
+    rows: Mapping[str, Any],
+    carers: Mapping[str, CarerState],
+    device_seen: Mapping[str, datetime],
+) -> tuple[EngineState, bool]:
+    """The state kept as ``engine_state`` rows (``changed_rows``), over the schemes' carers as
+    they start (``carers``) and each device's last contact (``device_seen``, from the
+    journal). Also whether the rows are in the older layout (to be written again)."""
+    alarms: dict[str, Alarm] = {}
+    people = dict(carers)
+    misc: dict[str, Any] = {}
+    faults: dict[str, datetime] = {}
+    offline: set[str] = set()
+    modes: dict[str, datetime] = {}
+    plans: dict[str, NightPlan] = {}
+    for key, body in rows.items():
+        kind, _, rest = key.partition(":")
+        if kind == "alarm":
+            a = alarm_from_json(body)
+            alarms[a.alarm_id] = a
+        elif kind == "carer":
+            people[rest] = carer_from_json(body)
+        elif kind == "fault":
+            faults[rest] = datetime.fromisoformat(body)
+        elif kind == "offline":
+            offline.add(rest)
+        elif kind == "mode":
+            modes[rest] = datetime.fromisoformat(body)
+        elif kind == "visits":
+            plans[rest] = plan_from_json(body)
+        elif key == "misc":
+            misc = body
+    restored = state_from_json({**misc, "alarms": {}, "carers": {}})
+    state = EngineState(
+        alarms=alarms,
+        carers=people,
+        device_seen=device_seen,
+        device_mode={**restored.device_mode, **modes},
+        no_contact=restored.no_contact | offline,
+        silent_handsets=restored.silent_handsets,
+        coverage_alerted=restored.coverage_alerted,
+        disturbances=restored.disturbances,
+        lag_alerted=restored.lag_alerted,
+        device_faults={**restored.device_faults, **faults},
+        visit_plans=plans,
+    )
+    return state, any(k in misc for k in PER_KEY_FIELDS)

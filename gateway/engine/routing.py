@@ -46,12 +46,46 @@ def carer_key(scheme: str, carer_id: str) -> str:
     return f"{scheme}/{carer_id}"
 
 
-def on_shift_roles(scheme: Scheme, carer_id: str, now: datetime) -> set[ShiftRole]:
-    return {s.role for s in scheme.shifts_at(now) if s.carer == carer_id}
+_NO_ROLES: frozenset[ShiftRole] = frozenset()
+# id(scheme) -> (scheme, whole-minute rota?, the minute, roles by carer, on-call seniors)
+_ROTA: dict[int, tuple[Scheme, bool, object, dict[str, frozenset[ShiftRole]], list[str]]] = {}
+
+
+def _rota_at(scheme: Scheme, now: datetime) -> tuple[dict[str, frozenset[ShiftRole]], list[str]]:
+    """Who is on duty, in which roles, at ``now``; and the on-call seniors.
+
+    Routing asks this once per carer per offer, and reading the rota is a scan of every line,
+    so the answer is kept per scheme for the minute: rota lines start and end on whole minutes
+    (checked; otherwise it is kept for the exact time only) and zone offsets are whole minutes,
+    so it cannot change within one. A memo of a pure function: the answers are the same."""
+    hit = _ROTA.get(id(scheme))
+    if hit is not None and hit[0] is scheme:
+        whole = hit[1]
+    else:
+        hit = None
+        whole = all(
+            t.second == 0 and t.microsecond == 0 for s in scheme.rota for t in (s.start, s.end)
+        )
+    slot: object = now.timestamp() // 60 if whole and now.tzinfo is not None else now
+    if hit is not None and hit[2] == slot:
+        return hit[3], hit[4]
+    roles: dict[str, set[ShiftRole]] = {}
+    for s in scheme.shifts_at(now):
+        roles.setdefault(s.carer, set()).add(s.role)
+    frozen = {c: frozenset(r) for c, r in roles.items()}
+    seniors = sorted(c for c, r in frozen.items() if ShiftRole.ON_CALL in r)
+    if len(_ROTA) > 256:  # schemes are few and long-lived; tests make many
+        _ROTA.clear()
+    _ROTA[id(scheme)] = (scheme, whole, slot, frozen, seniors)
+    return frozen, seniors
+
+
+def on_shift_roles(scheme: Scheme, carer_id: str, now: datetime) -> frozenset[ShiftRole]:
+    return _rota_at(scheme, now)[0].get(carer_id, _NO_ROLES)
 
 
 def on_call_seniors(scheme: Scheme, now: datetime) -> list[str]:
-    return sorted({s.carer for s in scheme.shifts_at(now) if s.role == ShiftRole.ON_CALL})
+    return list(_rota_at(scheme, now)[1])
 
 
 def handset_live(c: CarerState, now: datetime, timeout_s: int) -> bool:

@@ -83,6 +83,9 @@ from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
 
+# Timers fired in one pass at most (the rest wait for the next pass, straight after).
+TIMERS_PER_PASS = 200
+
 
 def to_input(r: JournalRecord) -> Input | None:
     """The engine's input for a journaled record, read from its typed fields."""
@@ -246,44 +249,28 @@ class EngineService:
         rows = self.store.load()
         now = self.clock.now()
         fresh = self.core.initial_state(now)
-        alarms = {}
-        carers = dict(fresh.carers)
-        misc: dict[str, Any] = {}
-        plans = {}
-        for key, body in rows.items():
-            if key.startswith("alarm:"):
-                a = persist.alarm_from_json(body)
-                alarms[a.alarm_id] = a
-            elif key.startswith("carer:"):
-                c = persist.carer_from_json(body)
-                carers[key.removeprefix("carer:")] = c
-            elif key.startswith("visits:"):
-                plans[key.removeprefix("visits:")] = persist.plan_from_json(body)
-            elif key == "misc":
-                misc = body
-            elif key == "watermark":
-                self.watermark = int(body)
-        restored = persist.state_from_json({**misc, "alarms": {}, "carers": {}})
+        self.watermark = int(rows.get("watermark", 0))
         # Last contact comes back from the journal (it keeps days of events); a device it has
         # never heard from gets a grace period from now.
         heard = self.store.last_contact()
         seen = {k: heard.get(k, start) for k, start in fresh.device_seen.items()}
-        self.state = replace(
-            restored, alarms=alarms, carers=carers, device_seen=seen, visit_plans=plans
-        )
+        self.state, legacy = persist.state_from_rows(rows, fresh.carers, seen)
+        self.state.bind_supervision(self.core.limits)
         self._sync_visits()
+        if legacy:
+            self.state.mark_all_dirty()  # written in the new layout by the first pass
         # Until ingest has drained what the broker held while we were away, we can vouch only
         # for what the journal already has.
         self.horizon = max(heard.values(), default=now)
         log.info(
             "engine restored: %d alarms (%d open), watermark %d",
-            len(alarms),
-            sum(a.is_open for a in alarms.values()),
+            len(self.state.alarms),
+            self.state.open_count,
             self.watermark,
         )
 
     def _sync_visits(self) -> None:
-        """The decoders know tonight's extra visits too (a check-in to one is not refused)."""
+        """The decoders know the nights' extra visits too (a check-in to one is not refused)."""
         extra: dict[str, set[str]] = {}
         for plan in self.state.visit_plans.values():
             extra.setdefault(plan.scheme, set()).update(
@@ -315,21 +302,24 @@ class EngineService:
                 inp = to_input(r)
                 if inp is not None:
                     inputs.append((inp, r))
-            for a in sorted(
-                self.state.alarms.values(), key=lambda a: a.deadline.due if a.deadline else now
-            ):
-                if a.is_open and a.deadline and a.deadline.due <= now:
-                    inputs.append((TimerIn(a.alarm_id, a.deadline.epoch), None))
+            # What is due, from the state's deadline heap (earliest first), a bounded number
+            # a pass: after a restart a thousand overdue alarms are worked through in a few
+            # passes, each committed, and ingest and the API run between them.
+            due = self.state.due_alarms(now)
+            for a in due[:TIMERS_PER_PASS]:
+                assert a.deadline is not None  # only alarms with a deadline are due
+                inputs.append((TimerIn(a.alarm_id, a.deadline.epoch), None))
             if now >= next_tick:
                 inputs.append((TickIn(self.horizon, self.behind), None))
                 next_tick = now + timedelta(seconds=tick_every)
             if inputs:
                 new_wm = records[-1].seq if records else self.watermark
                 await self._apply(inputs, now, new_wm)
-            if len(records) == 500:
+            if len(records) == 500 or len(due) > TIMERS_PER_PASS:
+                await asyncio.sleep(0)  # let ingest and the API in between passes
                 continue
-            due = Core.next_due(self.state)
-            wait_until = min(due, next_tick) if due else next_tick
+            first = self.state.next_due()
+            wait_until = min(first, next_tick) if first else next_tick
             timeout = max(
                 0.005, self.clock.real_seconds((wait_until - self.clock.now()).total_seconds())
             )
@@ -390,80 +380,42 @@ class EngineService:
     async def _apply(
         self, inputs: list[tuple[Input, JournalRecord | None]], now: datetime, wm: int
     ) -> None:
-        before = self.state
-        state = before
-        outbox: list[tuple[str, str]] = []
-        logrows: list[tuple[str, str, str]] = []
-        for inp, rec in inputs:
-            state, cmds = self.core.step(state, inp, now)
-            occurred = None
-            received = None
-            if isinstance(inp, EventIn | CalloutIn):
-                occurred = (
-                    inp.occurred_at if isinstance(inp, EventIn) else inp.requested_at
-                ).isoformat()
-                received = inp.received_at.isoformat()
-            elif rec is not None:
-                received = rec.received_at.isoformat()
-                occurred = input_time(rec)
-            else:
-                # A deadline or tick: the gateway itself is the source, at engine time.
-                occurred = received = now.isoformat()
-            for c in cmds:
-                self._render(c, outbox, logrows, occurred, received)
-        upserts: dict[str, str] = {}
-        deletes: list[str] = []
-        for k, a in state.alarms.items():
-            if before.alarms.get(k) is not a:
-                upserts[f"alarm:{k}"] = json.dumps(to_json(a))
-        deletes += [f"alarm:{k}" for k in before.alarms if k not in state.alarms]
-        for k, plan in state.visit_plans.items():
-            if before.visit_plans.get(k) is not plan:
-                upserts[f"visits:{k}"] = json.dumps(to_json(plan))
-        deletes += [f"visits:{k}" for k in before.visit_plans if k not in state.visit_plans]
-        for k, carer in state.carers.items():
-            if before.carers.get(k) is not carer:
-                upserts[f"carer:{k}"] = json.dumps(to_json(carer))
-        misc_before = (
-            before.device_mode,
-            before.no_contact,
-            before.silent_handsets,
-            before.coverage_alerted,
-            before.disturbances,
-            before.lag_alerted,
-            before.device_faults,
-        )
-        misc_after = (
-            state.device_mode,
-            state.no_contact,
-            state.silent_handsets,
-            state.coverage_alerted,
-            state.disturbances,
-            state.lag_alerted,
-            state.device_faults,
-        )
-        if misc_before != misc_after:
-            full = persist.state_to_json(state)
-            upserts["misc"] = json.dumps(
-                {
-                    k: full[k]
-                    for k in (
-                        "device_mode",
-                        "no_contact",
-                        "silent_handsets",
-                        "coverage_alerted",
-                        "disturbances",
-                        "lag_alerted",
-                        "device_faults",
-                    )
-                }
-            )
-        commit = EngineCommit(wm, upserts, deletes, outbox, logrows)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.writer, self.store.commit, commit, now)
-        self.state = state
+        state = self.state
+        # The whole pass is one transaction in memory as on disk: if the commit fails, the
+        # state is rolled back to what the database holds.
+        mark = state.begin()
+        try:
+            outbox: list[tuple[str, str]] = []
+            logrows: list[tuple[str, str, str]] = []
+            for inp, rec in inputs:
+                _, cmds = self.core.step(state, inp, now)
+                occurred = None
+                received = None
+                if isinstance(inp, EventIn | CalloutIn):
+                    occurred = (
+                        inp.occurred_at if isinstance(inp, EventIn) else inp.requested_at
+                    ).isoformat()
+                    received = inp.received_at.isoformat()
+                elif rec is not None:
+                    received = rec.received_at.isoformat()
+                    occurred = input_time(rec)
+                else:
+                    # A deadline or tick: the gateway itself is the source, at engine time.
+                    occurred = received = now.isoformat()
+                for c in cmds:
+                    self._render(c, outbox, logrows, occurred, received)
+            dirty = state.take_dirty()
+            upserts, deletes = persist.changed_rows(state, dirty)
+            commit = EngineCommit(wm, upserts, deletes, outbox, logrows)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.writer, self.store.commit, commit, now)
+        except BaseException:
+            state.rollback(mark)
+            state.mark_all_dirty()  # what is written is unknown: write it all next time
+            raise
+        state.commit(mark)
         self.watermark = wm
-        if state.visit_plans is not before.visit_plans:
+        if dirty.plans:
             self._sync_visits()
         # Durable now: tell connected carer pages (the MQTT publish follows from the outbox).
         for topic, payload in outbox:
@@ -473,7 +425,7 @@ class EngineService:
             elif len(parts) == 4 and parts[2] == "control" and parts[3] == "alerts":
                 self.hub.publish(f"control/{parts[1]}", json.loads(payload))
                 self.hub.publish("control/*", {**json.loads(payload), "scheme": parts[1]})
-        self.metrics.engine_open_alarms.set(sum(a.is_open for a in state.alarms.values()))
+        self.metrics.engine_open_alarms.set(state.open_count)
         if outbox:
             self.outbox.wake.set()
 

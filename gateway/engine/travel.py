@@ -84,14 +84,15 @@ def estimate(
 
     Raises ``KeyError`` if the scheme has no flat ``flat_id``.
     """
-    target = scheme.flat(flat_id)
+    flats, blocks = _tables(scheme)
+    target = flats.get(flat_id)
     if target is None:
         raise KeyError(f"flat {flat_id!r} is not in scheme {scheme.id!r}")
-    target_block = scheme.block(target.block)
+    target_block = blocks.get(target.block)
     if target_block is None:  # the scheme validator guarantees this never happens
         raise KeyError(f"flat {flat_id!r} names block {target.block!r}, not in {scheme.id!r}")
 
-    start, why = _resolve(scheme, origin)
+    start, why = _resolve(flats, blocks, origin)
     if start is None:
         return Estimate(params.unknown_position_s, f"position unknown{why}", known=False)
     if start.flat == target.id:
@@ -104,18 +105,39 @@ def estimate(
 # --- origin ------------------------------------------------------------------------------------
 
 
-def _resolve(scheme: Scheme, pos: Position) -> tuple[_Origin | None, str]:
+# id(scheme) -> (scheme, its flats by id, its blocks by id). ``Scheme.flat``/``block`` read a
+# pydantic private attribute (a few microseconds each), and routing estimates every carer.
+_TABLES: dict[int, tuple[Scheme, dict[str, Flat], dict[str, Block]]] = {}
+
+
+def _tables(scheme: Scheme) -> tuple[dict[str, Flat], dict[str, Block]]:
+    hit = _TABLES.get(id(scheme))
+    if hit is None or hit[0] is not scheme:
+        if len(_TABLES) > 256:  # schemes are few and long-lived; tests make many
+            _TABLES.clear()
+        hit = (
+            scheme,
+            {f.id: f for f in scheme.iter_flats()},
+            {b.id: b for b in scheme.iter_blocks()},
+        )
+        _TABLES[id(scheme)] = hit
+    return hit[1], hit[2]
+
+
+def _resolve(
+    flats: dict[str, Flat], blocks: dict[str, Block], pos: Position
+) -> tuple[_Origin | None, str]:
     """The origin, or None and a reason (" (...)", or "" when nothing was reported)."""
     notes: list[str] = []
     if pos.flat is not None:
-        flat = scheme.flat(pos.flat)
+        flat = flats.get(pos.flat)
         if flat is not None:
             return (
-                _Origin(flat.id, flat.position, scheme.block(flat.block), flat.floor, flat.id),
+                _Origin(flat.id, flat.position, blocks.get(flat.block), flat.floor, flat.id),
                 "",
             )
         notes.append(f"flat {pos.flat!r} not in scheme")
-    block = scheme.block(pos.block) if pos.block is not None else None
+    block = blocks.get(pos.block) if pos.block is not None else None
     if pos.point is not None:
         p = pos.point
         if block is not None:
@@ -200,7 +222,32 @@ def _vertical(block: Block, floors: int, params: TravelParams) -> tuple[float, s
     return stairs, "stairs"
 
 
-def _between(scheme: Scheme, a: Block, b: Block, params: TravelParams) -> tuple[float, list[str]]:
+# id(scheme) -> (scheme, {(from block, to block, params): (seconds, hops)})
+_ROUTES: dict[
+    int, tuple[Scheme, dict[tuple[str, str, TravelParams], tuple[float, tuple[str, ...]]]]
+] = {}
+
+
+def _between(
+    scheme: Scheme, a: Block, b: Block, params: TravelParams
+) -> tuple[float, tuple[str, ...]]:
+    """As ``_route``, remembered per scheme: routing estimates every carer for every offer,
+    and a Dijkstra over the blocks each time grew with the scheme (schemes are immutable)."""
+    hit = _ROUTES.get(id(scheme))
+    if hit is None or hit[0] is not scheme:
+        if len(_ROUTES) > 256:  # schemes are few and long-lived; tests make many
+            _ROUTES.clear()
+        hit = (scheme, {})
+        _ROUTES[id(scheme)] = hit
+    key = (a.id, b.id, params)
+    found = hit[1].get(key)
+    if found is None:
+        seconds, hops = _route(scheme, a, b, params)
+        found = hit[1][key] = (seconds, tuple(hops))
+    return found
+
+
+def _route(scheme: Scheme, a: Block, b: Block, params: TravelParams) -> tuple[float, list[str]]:
     """Walking seconds between two block entrances and the hops taken (Dijkstra over blocks).
 
     Each pair of blocks is joined by its declared link if any (the shortest, if several), else by

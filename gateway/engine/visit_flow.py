@@ -416,6 +416,29 @@ def check_control(plan: V.NightPlan | None, inp: VisitControlIn, rules_: V.Rules
     return refused.reason if refused is not None else None
 
 
+def already(plan: V.NightPlan | None, inp: VisitControlIn) -> bool:
+    """Is the night already where the change wants it (a retry, or two operators at once)?
+    The API then answers "already" and journals nothing, as for alarm actions."""
+    v = plan.visits.get(inp.visit_id) if plan is not None else None
+    if v is None:
+        return False
+    match inp.op:
+        case VisitOp.CANCEL:
+            return v.status is V.VisitStatus.CANCELLED
+        case VisitOp.MOVE:
+            return v.status is V.VisitStatus.PLANNED and v.agreed_at == inp.agreed_at
+        case VisitOp.CONTACTED:
+            return v.contacted_at is not None
+        case VisitOp.EXTRA:
+            return v.extra and (v.run, v.client, v.agreed_at, v.minutes) == (
+                inp.run,
+                inp.client,
+                inp.agreed_at,
+                inp.minutes,
+            )
+    return False
+
+
 def on_control(core: Core, tx: _Tx, inp: VisitControlIn) -> None:
     scheme = core.schemes.get(inp.scheme)
     schedule = core.schedules.get(inp.scheme)
