@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -87,6 +89,9 @@ def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
     from gateway.service import Gateway
     from gateway.startup import StartupError
 
+    # SIGUSR1 prints every thread's stack to stderr (the service log): how a gateway that will
+    # not stop, or is stuck, is diagnosed without killing it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = _settings()
     if scheme:
         settings = settings.model_copy(update={"schemes": scheme})
