@@ -69,8 +69,18 @@ SchemeOpt = Annotated[
 ]
 
 
+VisitsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--visits",
+        help="Visit schedule file (repeatable). Default: TELECARE_VISITS, plus each scheme"
+        " file's <stem>.visits.yaml beside it.",
+    ),
+]
+
+
 @gateway_app.command("run")
-def gateway_run(scheme: SchemeOpt = None) -> None:
+def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
     from gateway import logs
     from gateway.broker_conn import publisher_refusal
@@ -85,6 +95,8 @@ def gateway_run(scheme: SchemeOpt = None) -> None:
     settings = _settings()
     if scheme:
         settings = settings.model_copy(update={"schemes": scheme})
+    if visits:
+        settings = settings.model_copy(update={"visits": visits})
     logs.configure(settings.environment)
     try:
         gw = Gateway(settings)
