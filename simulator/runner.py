@@ -841,6 +841,7 @@ async def _play_and_judge(
                         sim.schedule.contact_min,
                         end_of_night(scn, scheme),
                         scn.expect.visits,
+                        start_utc + timedelta(seconds=scn.duration_s),
                     ),
                     sim_end,
                 )

@@ -40,6 +40,10 @@ class VisitFacts:
     contact_min: int
     end_of_night: datetime
     expect: ExpectVisits
+    # The end of the scenario's window (its start + duration_s): visits are judged due up to
+    # here, not up to the end of the drain, whose length depends on the machine and the speed
+    # (so the same seed gives the same checks at any speed).
+    played_until: datetime | None = None
     rows: list[VisitRow] = field(default_factory=list)
     raised_alarms: dict[str, str | None] = field(default_factory=dict)  # alarm id -> kind
 
@@ -113,6 +117,8 @@ def judge(
 
     tol = timedelta(seconds=f.expect.alert_within_s)
     tol_s = tol.total_seconds()
+    drained = end  # steps are read up to here (the missed marks at 07:00 come in the drain)
+    end = min(end, f.played_until) if f.played_until is not None else end
     steps: dict[str, dict[str, list[VisitRow]]] = defaultdict(lambda: defaultdict(list))
     for row in f.rows:
         steps[row[0]][row[1]].append(row)
@@ -168,7 +174,7 @@ def judge(
             else:
                 alarm_times.append(_timed(miss_from, na[2], end, tol_s, stalls))
         still_open = spans[-1][1] is None
-        if night + tol <= end and still_open and not steps[vid].get("missed"):
+        if night + tol <= drained and still_open and not steps[vid].get("missed"):
             unmissed.append(vid)
         if window_end + tol <= end:
             due_by_run[v.run] += 1
