@@ -77,8 +77,9 @@ from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
 
-# Timers fired in one pass at most (the rest wait for the next pass, straight after).
-TIMERS_PER_PASS = 200
+# Timers fired in one pass at most (the rest wait for the next pass, straight after): each is
+# a millisecond or two of work on the event loop, and HTTP and ingest wait between passes.
+TIMERS_PER_PASS = 50
 # How long the engine's first pass waits for ingest to connect (real seconds).
 INGEST_CONNECT_WAIT_S = 2.0
 
