@@ -23,6 +23,7 @@ from devices.records import (
     PresenceRecord,
     Record,
     RecordType,
+    VisitRecord,
     event_key,
     record_key,
 )
@@ -45,6 +46,7 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_RESIDENT = "unknown_resident"
     UNKNOWN_CARER = "unknown_carer"
+    UNKNOWN_VISIT = "unknown_visit"
     # Values the record cannot store (see devices.storable); same codes as storable.Refusal.
     INTEGER_OUT_OF_RANGE = "integer_out_of_range"
     NUL_CHARACTER = "nul_character"
@@ -96,6 +98,10 @@ class Registry(Protocol):
     def has_resident(self, scheme: str, client_ref: str) -> bool: ...
 
     def has_carer(self, scheme: str, carer_id: str) -> bool: ...
+
+    def has_visit(self, scheme: str, visit_id: str) -> bool:
+        """A visit of the scheme's schedule, or an extra one added tonight."""
+        ...
 
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         """(scheme, device_id) of a Zigbee2MQTT friendly name, if registered."""
@@ -283,6 +289,16 @@ def decode_message(
         model = ActionRecord if info.channel is Channel.CARER_ACTION else PresenceRecord
         msg = _validate(model, data, info.scheme, from_topic={"carer_id": info.subject})
         return [Decoded.of(info.scheme, msg)]
+
+    if info.channel is Channel.CARER_VISIT:
+        assert info.subject is not None
+        if not registry.has_carer(info.scheme, info.subject):
+            raise DecodeError(Reason.UNKNOWN_CARER, f"carer {info.subject!r}", info.scheme)
+        data = _object(payload, info.scheme)
+        visit = _validate(VisitRecord, data, info.scheme, from_topic={"carer_id": info.subject})
+        if not registry.has_visit(info.scheme, visit.visit_id):
+            raise DecodeError(Reason.UNKNOWN_VISIT, f"visit {visit.visit_id!r}", info.scheme)
+        return [Decoded.of(info.scheme, visit)]
 
     if info.channel is Channel.CALLOUT:
         callout = _validate(CalloutRecord, _object(payload, info.scheme), info.scheme)

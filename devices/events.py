@@ -46,6 +46,9 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     TEST = "test"
     CANCEL = "cancel"
+    # A planned time-critical visit nobody checked in to (the Tunstall Vi+ kind). The gateway
+    # raises it itself from the visit plan (docs/visits.md); a home unit may report it too.
+    CARER_NON_ARRIVAL = "carer_non_arrival"
 
 
 class Priority(StrEnum):

@@ -12,6 +12,7 @@ what the gateway knows from the topic (the carer a handset message came from).
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -20,7 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from devices.events import CarelineCallout, DeviceEvent
 from devices.storable import StoredText, StoredTime
-from responders.protocol import CarerStatus, HandsetAction, HandsetPresence, OutcomeCode
+from responders.protocol import (
+    VISIT_ID,
+    CarerStatus,
+    HandsetAction,
+    HandsetPresence,
+    HandsetVisit,
+    OutcomeCode,
+)
 
 CARER_ID = r"^[A-Za-z0-9._-]{1,64}$"
 DEVICE_ID = r"^[A-Za-z0-9._-]{1,64}$"
@@ -31,6 +39,7 @@ class RecordType(StrEnum):
     CALLOUT = "callout"
     ACTION = "action"
     PRESENCE = "presence"
+    VISIT = "visit"  # a carer's check-in/out of a planned visit (handset or page)
     CONTROL = "control"  # control-room overrides entered through the API
 
 
@@ -52,6 +61,11 @@ class PresenceRecord(HandsetPresence):
     carer_id: str = Field(pattern=CARER_ID)
 
 
+class VisitRecord(HandsetVisit):
+    record_type: Literal[RecordType.VISIT] = RecordType.VISIT
+    carer_id: str = Field(pattern=CARER_ID, description="From the topic or the signed-in page.")
+
+
 class ControlOp(StrEnum):
     CARER_STATUS = "carer_status"
     DEVICE_MODE = "device_mode"
@@ -66,6 +80,11 @@ class ControlOp(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     SILENCE = "silence"
     CLEAR_FAULT = "clear_fault"  # a device's technical fault seen to (``FaultControl``)
+    # An operator's change to one night's planned visits (``VisitControl``).
+    VISIT_CANCEL = "visit_cancel"
+    VISIT_MOVE = "visit_move"
+    VISIT_CONTACTED = "visit_contacted"
+    VISIT_EXTRA = "visit_extra"
 
 
 class _Control(BaseModel):
@@ -135,13 +154,47 @@ class FaultControl(OperatorControl):
     code: str = Field(pattern=r"^[a-z_]{1,32}$")
 
 
+class VisitControl(_Control):
+    """An operator's change to tonight's visits: cancel (by the person or the Council), move
+    to a new agreed time, record that the person was contacted, or add an extra visit."""
+
+    op: Literal[
+        ControlOp.VISIT_CANCEL,
+        ControlOp.VISIT_MOVE,
+        ControlOp.VISIT_CONTACTED,
+        ControlOp.VISIT_EXTRA,
+    ]
+    visit_id: str = Field(pattern=VISIT_ID)
+    night: date | None = Field(
+        default=None, description="The night (its local start date); None: the live night."
+    )
+    cancelled_by: Literal["person", "council"] | None = None
+    reason: StoredText = Field(default="", max_length=200)
+    note: StoredText = Field(default="", max_length=1000)
+    agreed_at: StoredTime | None = None
+    # An extra visit's plan (``visit_extra`` only).
+    run: str | None = Field(default=None, pattern=VISIT_ID)
+    client: StoredText | None = Field(default=None, max_length=64)
+    minutes: int | None = Field(default=None, ge=1, le=480)
+    window_min: int = Field(default=30, ge=1, le=240)
+    double: bool = False
+    critical: bool = False
+    service: StoredText = Field(default="", max_length=120)
+    level: StoredText = Field(default="", max_length=120)
+
+
 ControlRecord = Annotated[
-    CarerStatusControl | DeviceModeControl | PromoteControl | AlarmControl | FaultControl,
+    CarerStatusControl
+    | DeviceModeControl
+    | PromoteControl
+    | AlarmControl
+    | FaultControl
+    | VisitControl,
     Field(discriminator="op"),
 ]
 
 Record = Annotated[
-    EventRecord | CalloutRecord | ActionRecord | PresenceRecord | ControlRecord,
+    EventRecord | CalloutRecord | ActionRecord | PresenceRecord | VisitRecord | ControlRecord,
     Field(discriminator="record_type"),
 ]
 
@@ -152,6 +205,11 @@ RECORDS: TypeAdapter[Record] = TypeAdapter(Record)
 def event_key(scheme: str, device_id: str, event_id: object) -> str:
     """De-duplication is per device: another device reusing an event id is a new event."""
     return f"{scheme}/{device_id}/{event_id}"
+
+
+def visit_key(scheme: str, carer_id: str, visit_action_id: object) -> str:
+    """A visit action's idempotency key: per carer, like an action's."""
+    return f"{scheme}/{carer_id}/visit/{visit_action_id}"
 
 
 def record_key(scheme: str, record: Record) -> str:
@@ -165,5 +223,13 @@ def record_key(scheme: str, record: Record) -> str:
             return f"{scheme}/{record.carer_id}/{record.action_id}"
         case PresenceRecord():
             return f"{scheme}/{record.carer_id}/{record.presence_id}"
-        case CarerStatusControl() | DeviceModeControl() | PromoteControl() | OperatorControl():
+        case VisitRecord():
+            return visit_key(scheme, record.carer_id, record.visit_action_id)
+        case (
+            CarerStatusControl()
+            | DeviceModeControl()
+            | PromoteControl()
+            | OperatorControl()
+            | VisitControl()
+        ):
             raise ValueError("control records are keyed by the caller (each one is new)")

@@ -4,6 +4,7 @@
 ``<root>/<scheme>/careline/callouts``             Careline call-outs
 ``<root>/<scheme>/devices/<device_id>/receipts`` the gateway's receipts to a device
 ``<root>/<scheme>/careline/receipts``             the gateway's receipts to the Careline
+``<root>/<scheme>/carers/<carer_id>/visits``      a carer's planned-visit check-in/out
 ``<zigbee_root>/<friendly_name>``                 Zigbee2MQTT device state
 """
 
@@ -19,6 +20,7 @@ class Channel(StrEnum):
     ZIGBEE = "zigbee"
     CARER_ACTION = "carer_action"
     CARER_PRESENCE = "carer_presence"
+    CARER_VISIT = "carer_visit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,8 @@ class TopicLayout:
         return f"{self.root}/_gateway/{client_id}/fence"
 
     def carer(self, scheme: str, carer_id: str, leaf: str) -> str:
-        """``leaf`` is ``actions``/``presence`` (from the handset) or ``dispatch`` (to it)."""
+        """``leaf`` is ``actions``/``presence``/``visits`` (from the handset) or ``dispatch``
+        (to it)."""
         return f"{self.root}/{scheme}/carers/{carer_id}/{leaf}"
 
     def careline_status(self, scheme: str, callout_id: str) -> str:
@@ -81,6 +84,7 @@ class TopicLayout:
             f"{self.root}/+/careline/callouts",
             f"{self.root}/+/carers/+/actions",
             f"{self.root}/+/carers/+/presence",
+            f"{self.root}/+/carers/+/visits",
             f"{self.zigbee_root}/+",
         ]
 
@@ -103,4 +107,6 @@ class TopicLayout:
                 return TopicInfo(Channel.CARER_ACTION, parts[1], parts[3])
             if parts[4] == "presence":
                 return TopicInfo(Channel.CARER_PRESENCE, parts[1], parts[3])
+            if parts[4] == "visits":
+                return TopicInfo(Channel.CARER_VISIT, parts[1], parts[3])
         return None

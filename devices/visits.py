@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.scheme import (
@@ -144,3 +145,44 @@ def load_schedule(path: Path | str, scheme: Scheme) -> VisitSchedule:
     except UnicodeDecodeError as exc:
         raise SchemeError(source, raw[: exc.start].count(b"\n") + 1, "not valid UTF-8") from None
     return parse_schedule(text, scheme, source)
+
+
+def schedule_beside(scheme_path: Path | str) -> Path:
+    """Where a scheme's own schedule file is looked for: ``<stem>.visits.yaml`` beside it."""
+    p = Path(scheme_path)
+    return p.with_name(f"{p.stem}.visits.yaml")
+
+
+def _scheme_named(path: Path, schemes: dict[str, Scheme]) -> Scheme:
+    """The loaded scheme an explicitly given schedule file names in its ``scheme:`` line."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None  # load_schedule reports it properly, with the line
+    named = data.get("scheme") if isinstance(data, dict) else None
+    if isinstance(named, str) and named in schemes:
+        return schemes[named]
+    if len(schemes) == 1:  # the only scheme: its checks say what is wrong
+        return next(iter(schemes.values()))
+    served = ", ".join(sorted(schemes)) or "none"
+    raise SchemeError(str(path), None, f"names scheme {named!r}, not one served ({served})")
+
+
+def load_schedules(
+    scheme_files: dict[str, Path], explicit: list[Path], schemes: dict[str, Scheme]
+) -> dict[str, VisitSchedule]:
+    """Each scheme's schedule: the file beside its scheme file if there is one, and every
+    explicitly given file (which wins for its scheme). A bad file raises ``SchemeError``."""
+    out: dict[str, VisitSchedule] = {}
+    for sid, scheme_path in scheme_files.items():
+        beside = schedule_beside(scheme_path)
+        if beside.is_file():
+            out[sid] = load_schedule(beside, schemes[sid])
+    seen: set[str] = set()
+    for path in explicit:
+        scheme = _scheme_named(Path(path), schemes)
+        if scheme.id in seen:
+            raise SchemeError(str(path), None, f"a second schedule for scheme {scheme.id!r}")
+        seen.add(scheme.id)
+        out[scheme.id] = load_schedule(path, scheme)
+    return out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -67,8 +69,18 @@ SchemeOpt = Annotated[
 ]
 
 
+VisitsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--visits",
+        help="Visit schedule file (repeatable). Default: TELECARE_VISITS, plus each scheme"
+        " file's <stem>.visits.yaml beside it.",
+    ),
+]
+
+
 @gateway_app.command("run")
-def gateway_run(scheme: SchemeOpt = None) -> None:
+def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
     from gateway import logs
     from gateway.broker_conn import publisher_refusal
@@ -77,9 +89,14 @@ def gateway_run(scheme: SchemeOpt = None) -> None:
     from gateway.service import Gateway
     from gateway.startup import StartupError
 
+    # SIGUSR1 prints every thread's stack to stderr (the service log): how a gateway that will
+    # not stop, or is stuck, is diagnosed without killing it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = _settings()
     if scheme:
         settings = settings.model_copy(update={"schemes": scheme})
+    if visits:
+        settings = settings.model_copy(update={"visits": visits})
     logs.configure(settings.environment)
     try:
         gw = Gateway(settings)

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     gateway_id: str = "gw1"
     schemes: list[Path] = Field(default_factory=lambda: [Path("examples/hazelhurst-court.yaml")])
+    # Visit schedules given explicitly (docs/visits.md); a scheme file's own
+    # ``<stem>.visits.yaml`` beside it is loaded without being named here.
+    visits: list[Path] = Field(default_factory=list)
     mqtt: MqttSettings = MqttSettings()
     db: DbSettings = DbSettings()
     journal: JournalSettings = JournalSettings()

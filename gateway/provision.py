@@ -2,7 +2,7 @@
 
 Every MQTT client gets its own username and secret, and an ACL that names exactly the topics
 it may use: a device its own events (write) and receipts (read); a carer's handset its own
-actions and presence (write) and dispatch (read); a scheme's Careline operator the call-outs
+actions, presence and visits (write) and dispatch (read); a scheme's Careline operator the call-outs
 (write) and Careline status and receipts (read); the Zigbee2MQTT bridge its own root; the
 gateway exactly what it subscribes to and publishes, on two credentials (ingest, and the
 engine's outbox), because the production broker takes one connection per username. There
@@ -121,6 +121,7 @@ def plan(
             Grant(RD, r.callouts(s.id)),
             Grant(RD, r.carer(s.id, "+", "actions")),
             Grant(RD, r.carer(s.id, "+", "presence")),
+            Grant(RD, r.carer(s.id, "+", "visits")),
             Grant(W, r.device_receipts(s.id, "+")),
             Grant(W, r.careline_receipts(s.id)),
         ]
@@ -170,6 +171,7 @@ def plan(
                     (
                         Grant(W, r.carer(s.id, c.id, "actions")),
                         Grant(W, r.carer(s.id, c.id, "presence")),
+                        Grant(W, r.carer(s.id, c.id, "visits")),
                         Grant(RD, r.carer(s.id, c.id, "dispatch")),
                     ),
                 )

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from devices.scheme import Scheme
+from devices.visits import VisitSchedule
 
 
 class SchemeRegistry:
     """Schemes this gateway serves, with O(1) device, resident and Zigbee lookups."""
 
-    def __init__(self, schemes: Iterable[Scheme]) -> None:
+    def __init__(
+        self, schemes: Iterable[Scheme], schedules: Mapping[str, VisitSchedule] | None = None
+    ) -> None:
         self.schemes: dict[str, Scheme] = {}
+        self.schedules: dict[str, VisitSchedule] = dict(schedules or {})
+        self._visits = {sid: set(s.visits()) for sid, s in self.schedules.items()}
+        # Extra visits added tonight through the API; kept in step by the engine service.
+        self.extra_visits: dict[str, frozenset[str]] = {}
         self._zigbee: dict[str, tuple[str, str]] = {}
         for scheme in schemes:
             if scheme.id in self.schemes:
@@ -39,6 +46,11 @@ class SchemeRegistry:
     def has_carer(self, scheme: str, carer_id: str) -> bool:
         s = self.schemes.get(scheme)
         return s is not None and s.carer(carer_id) is not None
+
+    def has_visit(self, scheme: str, visit_id: str) -> bool:
+        return visit_id in self._visits.get(scheme, ()) or visit_id in self.extra_visits.get(
+            scheme, frozenset()
+        )
 
     def heartbeat_s(self, scheme: str, device_id: str) -> int | None:
         """Seconds between heartbeats the scheme expects of a device; None if unknown."""

@@ -20,6 +20,7 @@ from api_models import IngestStats, Readiness, Role
 from devices.decoders import Decoded
 from devices.records import RECORDS, RecordType
 from devices.scheme import load_scheme
+from devices.visits import load_schedules
 from gateway.api import ApiDeps, create_app
 from gateway.api.deps import AuthContext
 from gateway.api.live import EngineLiveView
@@ -67,7 +68,11 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # Start-up fails fast: a bad scheme file stops the gateway here, naming the line.
-        self.registry = SchemeRegistry(load_scheme(p) for p in settings.schemes)
+        files = {p: load_scheme(p) for p in settings.schemes}
+        schemes = {s.id: s for s in files.values()}
+        # A bad visit schedule stops start-up too, naming its line.
+        schedules = load_schedules({s.id: p for p, s in files.items()}, settings.visits, schemes)
+        self.registry = SchemeRegistry(files.values(), schedules)
         self.metrics = Metrics()
         self.journal = Journal(
             settings.journal.path, timedelta(hours=settings.journal.dedupe_retention_h)

@@ -21,6 +21,8 @@ from devices.records import (
     FaultControl,
     PresenceRecord,
     PromoteControl,
+    VisitControl,
+    VisitRecord,
 )
 from devices.storable import escape_json, escape_text
 from gateway.journal import EngineLogRow, JournalDeadLetter, JournalRecord
@@ -165,7 +167,9 @@ _CARER_COPY = (
 )
 
 
-def _carer_row(r: JournalRecord, m: ActionRecord | PresenceRecord, gw: str) -> tuple[Any, ...]:
+def _carer_row(
+    r: JournalRecord, m: ActionRecord | PresenceRecord | VisitRecord, gw: str
+) -> tuple[Any, ...]:
     body = RECORDS.dump_json(m).decode()
     return (r.received_at, r.scheme, m.carer_id, m.record_type.value, body, gw, r.seq)
 
@@ -178,7 +182,12 @@ _CONTROL_COPY = (
 
 def _control_row(
     r: JournalRecord,
-    c: CarerStatusControl | DeviceModeControl | PromoteControl | AlarmControl | FaultControl,
+    c: CarerStatusControl
+    | DeviceModeControl
+    | PromoteControl
+    | AlarmControl
+    | FaultControl
+    | VisitControl,
     gw: str,
 ) -> tuple[Any, ...]:
     match c:
@@ -190,6 +199,8 @@ def _control_row(
             target = str(c.alarm_id)
         case FaultControl():
             target = c.device_id
+        case VisitControl():
+            target = c.visit_id
     body = RECORDS.dump_json(c).decode()
     return (r.received_at, r.scheme, c.op.value, target, c.by, body, gw, r.seq)
 
@@ -212,7 +223,7 @@ async def ship_records(
                 events.append(_event_row(r, e, gw))
             case CalloutRecord() as c:
                 callouts.append(_callout_row(r, c, gw))
-            case ActionRecord() | PresenceRecord() as m:
+            case ActionRecord() | PresenceRecord() | VisitRecord() as m:
                 carer.append(_carer_row(r, m, gw))
             case (
                 CarerStatusControl()
@@ -220,6 +231,7 @@ async def ship_records(
                 | PromoteControl()
                 | AlarmControl()
                 | FaultControl()
+                | VisitControl()
             ) as ctl:
                 control.append(_control_row(r, ctl, gw))
             case None:
@@ -289,6 +301,22 @@ _ENGINE_COPY = {
         " gateway_id, journal_seq) FROM STDIN",
         ("scheme", "kind", "code", "priority", "alarm_id", "target", "message"),
         "body",
+    ),
+    "visit_events": (
+        "COPY visit_events (at, scheme, night, visit_id, run, client_ref, step, carer_id,"
+        " alarm_id, agreed_at, detail, gateway_id, journal_seq) FROM STDIN",
+        (
+            "scheme",
+            "night",
+            "visit_id",
+            "run",
+            "client_ref",
+            "step",
+            "carer_id",
+            "alarm_id",
+            "agreed_at",
+        ),
+        "detail",
     ),
 }
 

@@ -3,8 +3,10 @@
 Handset -> gateway (QoS 1):
   ``<root>/<scheme>/carers/<carer_id>/actions``   :class:`HandsetAction`
   ``<root>/<scheme>/carers/<carer_id>/presence``  :class:`HandsetPresence`
+  ``<root>/<scheme>/carers/<carer_id>/visits``    :class:`HandsetVisit` (planned visits)
 Gateway -> handset (QoS 1):
-  ``<root>/<scheme>/carers/<carer_id>/dispatch``  offers, cancellations, reminders, action results
+  ``<root>/<scheme>/carers/<carer_id>/dispatch``  offers, cancellations, reminders, action results,
+                                                  visit results
 
 Every action carries an ``action_id`` (UUID) chosen by the handset: sending it again is
 harmless. An action on an offer that has moved on gets a rejection with a reason.
@@ -89,3 +91,45 @@ class HandsetPresence(BaseModel):
     x: FiniteFloat | None = Field(default=None, description="Metres on the scheme grid.")
     y: FiniteFloat | None = None
     floor: int = Field(default=0, ge=-100, le=1000)
+
+
+class VisitAction(StrEnum):
+    """What a carer does about a planned visit (docs/visits.md)."""
+
+    CHECK_IN = "check_in"
+    CHECK_OUT = "check_out"
+    FRUSTRATED = "frustrated"
+    CONTACTED = "contacted"  # the person was contacted about a late visit (Thurrock 6.6.1)
+
+
+class FrustratedReason(StrEnum):
+    NO_ACCESS = "no_access"
+    NOT_AT_HOME = "not_at_home"
+    TURNED_AWAY = "turned_away"
+
+
+VISIT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class HandsetVisit(BaseModel):
+    """A check-in, check-out, frustrated visit or contact made, for one planned visit.
+
+    ``visit_action_id`` is the idempotency key (per carer), like an action's ``action_id``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    visit_action_id: UUID
+    action: VisitAction
+    visit_id: str = Field(pattern=VISIT_ID)
+    reason: FrustratedReason | None = None
+    note: StoredText = Field(default="", max_length=1000)
+    at: StoredTime
+
+    @model_validator(mode="after")
+    def _reason_with_frustrated(self) -> HandsetVisit:
+        if self.action is VisitAction.FRUSTRATED and self.reason is None:
+            raise ValueError("frustrated needs a reason: no_access, not_at_home or turned_away")
+        if self.action is not VisitAction.FRUSTRATED and self.reason is not None:
+            raise ValueError("a reason goes only with frustrated")
+        return self

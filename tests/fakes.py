@@ -14,6 +14,7 @@ class FakeRegistry:
     residents: set[str] = field(default_factory=lambda: {"TST-0001"})
     carers: set[str] = field(default_factory=lambda: {"cw-01"})
     zigbee: dict[str, str] = field(default_factory=lambda: {"flat-1-front-door": "door-001"})
+    visits: set[str] = field(default_factory=lambda: {"v-01"})
 
     def has_scheme(self, scheme: str) -> bool:
         return scheme == self.scheme
@@ -26,6 +27,9 @@ class FakeRegistry:
 
     def has_carer(self, scheme: str, carer_id: str) -> bool:
         return scheme == self.scheme and carer_id in self.carers
+
+    def has_visit(self, scheme: str, visit_id: str) -> bool:
+        return scheme == self.scheme and visit_id in self.visits
 
     def zigbee_device(self, friendly_name: str) -> tuple[str, str] | None:
         device = self.zigbee.get(friendly_name)

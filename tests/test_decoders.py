@@ -182,3 +182,47 @@ def test_json_schema_is_exported_for_both_models() -> None:
     assert "callout_id" in schemas["careline-callout.v1.json"]["properties"]
     # The documented example in docs/protocol.md must validate against the model.
     DeviceEvent.model_validate(event())
+
+
+VISITS = "telecare/test-court/carers/cw-01/visits"
+
+
+def visit(**over: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "v": 1,
+        "visit_action_id": str(uuid.uuid4()),
+        "action": "check_in",
+        "visit_id": "v-01",
+        "at": "2026-11-22T02:14:05+00:00",
+    }
+    body.update(over)
+    return body
+
+
+def test_a_visit_action_is_keyed_per_carer_with_the_carer_from_the_topic() -> None:
+    body = visit()
+    [rec] = decode(VISITS, body)
+    assert rec.record_type is RecordType.VISIT
+    assert rec.key == f"test-court/cw-01/visit/{body['visit_action_id']}"
+    assert LAYOUT.parse(VISITS) is not None
+    assert LAYOUT.parse(VISITS).channel is Channel.CARER_VISIT  # type: ignore[union-attr]
+    [fr] = decode(VISITS, visit(action="frustrated", reason="no_access", note="key safe empty"))
+    assert fr.record_type is RecordType.VISIT
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (VISITS, visit(visit_id="nope"), Reason.UNKNOWN_VISIT),
+        ("telecare/test-court/carers/ghost/visits", visit(), Reason.UNKNOWN_CARER),
+        (VISITS, visit(action="frustrated"), Reason.INVALID_PAYLOAD),  # needs a reason
+        (VISITS, visit(reason="no_access"), Reason.INVALID_PAYLOAD),  # only with frustrated
+        (VISITS, visit(action="wave"), Reason.INVALID_PAYLOAD),
+        (VISITS, visit(carer_id="cw-02"), Reason.INVALID_PAYLOAD),  # the topic names the carer
+        (VISITS, visit(note="x" * 1001), Reason.INVALID_PAYLOAD),
+        (VISITS, visit(note="a\u0000b"), Reason.NUL_CHARACTER),
+        (VISITS, b"{", Reason.MALFORMED_JSON),
+    ],
+)
+def test_visit_refusals_carry_their_reason(topic: str, payload: object, reason: Reason) -> None:
+    assert reason_of(topic, payload) is reason  # type: ignore[arg-type]

@@ -79,7 +79,7 @@ def test_each_client_gets_exactly_its_own_topics() -> None:
     assert _can(a, Access.READ, own_receipts)
     assert not _can(a, Access.READ, own_receipts.replace(str(a.subject), str(b.subject)))
     c1, c2 = carers[0], carers[1]
-    for leaf in ("actions", "presence"):
+    for leaf in ("actions", "presence", "visits"):
         assert _can(c1, Access.WRITE, L.carer(HZC.id, str(c1.subject), leaf))
         assert not _can(c1, Access.WRITE, L.carer(HZC.id, str(c2.subject), leaf))
     assert _can(c1, Access.READ, L.carer(HZC.id, str(c1.subject), "dispatch"))
@@ -92,6 +92,7 @@ def test_each_client_gets_exactly_its_own_topics() -> None:
         L.callouts(HZC.id),
         L.carer(HZC.id, "cw-01", "actions"),
         L.carer(HZC.id, "cw-01", "presence"),
+        L.carer(HZC.id, "cw-01", "visits"),
         f"{L.zigbee_root}/hzc-a-001-front-door",
     ):
         assert _can(gw, Access.READ, topic), topic

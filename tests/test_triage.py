@@ -81,6 +81,7 @@ EXPECTED: dict[EventKind, tuple[Queue, Priority | None, Queue, Priority | None]]
     EventKind.HEARTBEAT: (Queue.RECORD, None, Queue.RECORD, None),
     EventKind.TEST: (Queue.RECORD, None, Queue.RECORD, None),
     EventKind.CANCEL: (Queue.CANCEL, None, Queue.CANCEL, None),
+    EventKind.CARER_NON_ARRIVAL: (Queue.ALARM, Priority.P1, Queue.ALARM, Priority.P1),
 }
 
 

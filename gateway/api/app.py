@@ -23,6 +23,7 @@ from gateway.api import (
     reports,
     session,
     users,
+    visits,
 )
 from gateway.api.deps import ApiDeps
 from gateway.api.security import require_rules
@@ -43,6 +44,8 @@ ROUTERS = (
     audit.router,
     carer_page.router,
     reports.router,
+    visits.router,
+    visits.carer_router,
 )
 
 

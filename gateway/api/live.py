@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 from api_models import (
@@ -18,12 +18,14 @@ from api_models import (
     HeldAlarm,
     ProblemKind,
 )
+from api_models.visits import CarerRun, NightVisits
 from devices.scheme import Scheme
+from gateway.api import visit_live
 from gateway.clock import Clock
 from gateway.engine import operator, routing
 from gateway.engine.core import SLEEP_IN_DISTURBANCE_LIMIT, night_of
 from gateway.engine.model import Alarm as EngineAlarm
-from gateway.engine.model import Offer, OperatorIn, to_json
+from gateway.engine.model import Offer, OperatorIn, VisitControlIn, to_json
 from gateway.engine.shell import EngineService
 from gateway.registry import SchemeRegistry
 
@@ -226,6 +228,20 @@ class EngineLiveView:
             return operator.Verdict(operator.Answer.REFUSED, f"scheme {inp.scheme!r} unknown")
         a = self._engine.state.alarms.get(inp.alarm_id)
         return operator.check(scheme, a, inp, self._clock.now())
+
+    def night_visits(self, scheme_id: str, night: date | None) -> NightVisits | None:
+        e = self._engine
+        plan = visit_live.plan_for(e.core, e.state, scheme_id, night, self._clock.now())
+        return visit_live.night_visits(plan) if plan is not None else None
+
+    def visit_check(self, inp: VisitControlIn) -> str | None:
+        e = self._engine
+        return visit_live.check_change(e.core, e.state, inp, self._clock.now())
+
+    def carer_run(self, scheme_id: str, carer_id: str) -> CarerRun:
+        e = self._engine
+        scheme = self._registry.schemes[scheme_id]
+        return visit_live.carer_run(e.core, e.state, scheme, carer_id, self._clock.now())
 
     def stream(self, key: str, event: str) -> AsyncIterator[str]:
         return self._engine.hub.sse(key, event)

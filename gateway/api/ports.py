@@ -4,7 +4,7 @@ hand the app fakes. Nothing here imports the service, so there is no import circ
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any, Protocol
 
 from api_models import (
@@ -22,9 +22,10 @@ from api_models import (
     Readiness,
     TimelineRow,
 )
+from api_models.visits import CarerRun, NightVisits
 from devices.decoders import RecordType
 from devices.scheme import Scheme
-from gateway.engine.model import OperatorIn
+from gateway.engine.model import OperatorIn, VisitControlIn
 from gateway.engine.operator import Verdict
 from gateway.kpi import AlarmTimes
 
@@ -64,6 +65,20 @@ class LiveView(Protocol):
 
     def operator_check(self, inp: OperatorIn) -> Verdict:
         """Does an operator's action still apply to the alarm as the engine holds it now?"""
+        ...
+
+    def night_visits(self, scheme_id: str, night: date | None) -> NightVisits | None:
+        """A night's planned visits with their status (default the live night); None when
+        the scheme has no schedule or the night is not held (see ``visit_events``)."""
+        ...
+
+    def visit_check(self, inp: VisitControlIn) -> str | None:
+        """Does an operator's change still apply to the night's visits? None if so,
+        ``"already"`` if the night is already where it wants it, else why not."""
+        ...
+
+    def carer_run(self, scheme_id: str, carer_id: str) -> CarerRun:
+        """The carer's run tonight: their visits in order, and which are late."""
         ...
 
     def stream(self, key: str, event: str) -> AsyncIterator[str]:

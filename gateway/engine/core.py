@@ -21,7 +21,8 @@ from typing import Any
 from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
-from gateway.engine import operator, routing, travel
+from devices.visits import VisitSchedule
+from gateway.engine import operator, routing, travel, visit_flow
 from gateway.engine.model import (
     PRIORITY_RANK,
     ActionIn,
@@ -60,6 +61,8 @@ from gateway.engine.model import (
     SendOffer,
     TickIn,
     TimerIn,
+    VisitActionIn,
+    VisitControlIn,
     higher,
 )
 from gateway.engine.state import EngineState as EngineState  # the state lives beside its indexes
@@ -72,6 +75,7 @@ from gateway.engine.triage import (
     triage_callout,
     triage_event,
 )
+from gateway.engine.visits import NightPlan
 from responders.models import ShiftRole
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
@@ -135,6 +139,15 @@ class _Tx:
     def set_mode(self, key: str, until: datetime | None) -> None:
         self.state.set_mode(key, until)
 
+    def plan_map(self) -> Mapping[str, NightPlan]:
+        return self.state.visit_plans
+
+    def put_plan(self, plan: NightPlan) -> None:
+        self.state.put_plan(plan.key, plan)
+
+    def drop_plan(self, key: str) -> None:
+        self.state.put_plan(key, None)
+
     def fault(self, key: str, since: datetime | None) -> bool:
         """Open (``since``) or clear (None) a device fault; True if that changed anything."""
         return self.state.set_fault(key, since)
@@ -164,9 +177,16 @@ def _event_ref(e: EventIn) -> str:
 class Core:
     """The engine's rules over the schemes it serves. Stateless itself: state is passed in."""
 
-    def __init__(self, schemes: Mapping[str, Scheme], config: EngineConfig | None = None):
+    def __init__(
+        self,
+        schemes: Mapping[str, Scheme],
+        config: EngineConfig | None = None,
+        schedules: Mapping[str, VisitSchedule] | None = None,
+    ):
         self.schemes = dict(schemes)
         self.config = config or EngineConfig()
+        # Planned visits (devices.visits), per scheme that has a schedule.
+        self.schedules = {k: v for k, v in (schedules or {}).items() if k in self.schemes}
         self.policies = {sid: load_policy(s.triage) for sid, s in self.schemes.items() if s.triage}
         # Per device, worked out once, so an event never scans a scheme's devices or residents.
         self.devices: dict[str, _DeviceInfo] = {}
@@ -288,6 +308,10 @@ class Core:
                     self._on_deadline(tx, a)
             case TickIn():
                 self._on_tick(tx, inp)
+            case VisitActionIn():
+                visit_flow.on_action(self, tx, inp)
+            case VisitControlIn():
+                visit_flow.on_control(self, tx, inp)
 
     @staticmethod
     def next_due(state: EngineState) -> datetime | None:
@@ -412,6 +436,7 @@ class Core:
             handset_timeout_s=cfg.handset_timeout_s,
             params=cfg.travel,
         )
+        cands, skipped = visit_flow.filter_candidates(self, tx, a, cands)
         eligible = [c for c in cands if c.eligible]
         wanted = self._needed(a) - len(a.accepted_by) - len(a.offers)
         chosen = eligible[: max(wanted, 0)]
@@ -425,7 +450,7 @@ class Core:
                     "rule": "nearest eligible carer by estimated travel time",
                     "priority": a.priority.value,
                     "needed": self._needed(a),
-                    "candidates": [c.as_record() for c in cands],
+                    "candidates": [visit_flow.candidate_record(c, skipped) for c in cands],
                     "chosen": [c.carer_id for c in chosen],
                 },
             )
@@ -507,8 +532,8 @@ class Core:
             self._careline(tx, a, "offered")
         return self._deadline(tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s)
 
-    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None) -> None:
-        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason)
+    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None, **detail: Any) -> None:
+        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason, **detail)
         if a.alert_control_room:
             tx.cmds.append(
                 NotifyControlRoom(
@@ -1175,6 +1200,7 @@ class Core:
         if c.busy_with and c.busy_with != a.alarm_id:
             self._preempted(tx, c.busy_with, cid)  # checked by _can_leave before we got here
         tx.put_carer(replace(c, busy_with=a.alarm_id))
+        visit_flow.on_taken(self, tx, a, cid)  # a P0/P1 takes them off a planned visit
         eta = 0.0
         if a.flat_id is not None:
             p = c.position
@@ -1498,6 +1524,7 @@ class Core:
             a = tx.alarm_map().get(aid)
             if a is not None and not a.is_open:
                 tx.drop_alarm(aid)
+        visit_flow.on_tick(self, tx)  # planned visits: late, contact, critical, missed
 
     def _no_contact(self, tx: _Tx, scheme: Scheme, key: str, judge: datetime) -> None:
         """A device silent for its allowed misses (up to the horizon): tell the control room,

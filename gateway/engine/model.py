@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -288,6 +288,54 @@ class TickIn:
     behind: str | None = None
 
 
+class VisitOp(StrEnum):
+    """An operator's change to tonight's planned visits (journaled, audited)."""
+
+    CANCEL = "cancel"
+    MOVE = "move"
+    CONTACTED = "contacted"
+    EXTRA = "extra"
+
+
+@dataclass(frozen=True, slots=True)
+class VisitActionIn:
+    """A carer's check-in, check-out, frustrated visit or contact made (handset or page).
+    Only the note's length comes in: the visit record never holds a note's text."""
+
+    scheme: str
+    carer_id: str
+    visit_action_id: str
+    action: str  # responders.protocol.VisitAction
+    visit_id: str
+    at: datetime
+    reason: str | None = None
+    note_len: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VisitControlIn:
+    """An operator's change to one night's visits; ``by`` is the signed-in account."""
+
+    scheme: str
+    op: VisitOp
+    visit_id: str
+    by: str
+    at: datetime
+    night: date | None = None  # None: the live night (``visits.plan_night``)
+    cancelled_by: str | None = None  # "person" | "council"
+    reason: str = ""
+    note_len: int = 0
+    agreed_at: datetime | None = None
+    run: str | None = None
+    client: str | None = None
+    minutes: int | None = None
+    window_min: int = 30
+    double: bool = False
+    critical: bool = False
+    service: str = ""
+    level: str = ""
+
+
 Input = (
     EventIn
     | CalloutIn
@@ -299,6 +347,8 @@ Input = (
     | FaultClearIn
     | TimerIn
     | TickIn
+    | VisitActionIn
+    | VisitControlIn
 )
 
 
@@ -339,6 +389,8 @@ class NotifyControlRoom:
     code: str
     message: str
     alarm_id: str | None = None
+    # Extra fields of the alert's body (a visit alert's visit_id, run, client, agreed_at).
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +476,35 @@ class RaiseTechnical:
     cleared: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class VisitResult:
+    """The answer to a carer's visit action, on their dispatch topic."""
+
+    scheme: str
+    carer_id: str
+    visit_action_id: str
+    visit_id: str
+    ok: bool
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordVisit:
+    """One ``visit_events`` row: a step of a planned visit's night."""
+
+    scheme: str
+    night: date
+    visit_id: str
+    run: str
+    client_ref: str
+    step: str
+    at: datetime
+    agreed_at: datetime
+    carer_id: str | None = None
+    alarm_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 Command = (
     SendOffer
     | CancelOffer
@@ -438,6 +519,8 @@ Command = (
     | RecordTransition
     | RecordDecision
     | RaiseTechnical
+    | VisitResult
+    | RecordVisit
 )
 
 
@@ -445,7 +528,7 @@ def to_json(value: Any) -> Any:
     """A dataclass tree as JSON-ready data (datetimes as ISO strings, enums as values)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, StrEnum):
         return value.value

@@ -1,7 +1,8 @@
 """Engine state <-> JSON, so alarms, carers and deadlines survive a restart exactly.
 
 The shell stores the state as rows of ``engine_state``: ``alarm:<id>``, ``carer:<key>``,
-``fault:<key>``, ``offline:<key>`` (no contact), ``mode:<key>`` (test windows), and one
+``fault:<key>``, ``offline:<key>`` (no contact), ``mode:<key>`` (test windows),
+``visits:<scheme>/<night>`` (a night's planned visits), and one
 ``misc`` row for the small rest; a pass writes only the rows that changed (``changed_rows``).
 ``state_to_json`` is the whole state as one document (tests, tools)."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from devices.events import Priority
@@ -27,6 +28,7 @@ from gateway.engine.model import (
     to_json,
 )
 from gateway.engine.state import Dirty, EngineState
+from gateway.engine.visits import NightPlan, Visit, VisitStatus
 
 
 def _dt(v: str | None) -> datetime | None:
@@ -88,6 +90,42 @@ def carer_from_json(d: dict[str, Any]) -> CarerState:
     )
 
 
+def visit_from_json(d: dict[str, Any]) -> Visit:
+    return Visit(
+        visit_id=d["visit_id"],
+        run=d["run"],
+        client=d["client"],
+        agreed_at=datetime.fromisoformat(d["agreed_at"]),
+        window_min=int(d["window_min"]),
+        minutes=int(d["minutes"]),
+        double=bool(d["double"]),
+        critical=bool(d["critical"]),
+        service=d["service"],
+        level=d["level"],
+        extra=bool(d.get("extra", False)),
+        status=VisitStatus(d.get("status", "planned")),
+        checked_in_at=_dt(d.get("checked_in_at")),
+        checked_out_at=_dt(d.get("checked_out_at")),
+        late_alerted=bool(d.get("late_alerted", False)),
+        contact_raised=bool(d.get("contact_raised", False)),
+        contacted_at=_dt(d.get("contacted_at")),
+        non_arrival_opened=bool(d.get("non_arrival_opened", False)),
+        late_notice=bool(d.get("late_notice", False)),
+        reason=d.get("reason"),
+        pulled_away=d.get("pulled_away"),
+        carer=d.get("carer"),
+    )
+
+
+def plan_from_json(d: dict[str, Any]) -> NightPlan:
+    return NightPlan(
+        scheme=d["scheme"],
+        night=date.fromisoformat(d["night"]),
+        visits={k: visit_from_json(v) for k, v in d.get("visits", {}).items()},
+        ended=bool(d.get("ended", False)),
+    )
+
+
 def state_to_json(state: EngineState) -> dict[str, Any]:
     return {
         "alarms": {k: to_json(a) for k, a in state.alarms.items()},
@@ -100,6 +138,7 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         "disturbances": dict(state.disturbances),
         "lag_alerted": state.lag_alerted,
         "device_faults": {k: v.isoformat() for k, v in state.device_faults.items()},
+        "visit_plans": {k: to_json(p) for k, p in state.visit_plans.items()},
     }
 
 
@@ -115,6 +154,7 @@ def state_from_json(d: dict[str, Any]) -> EngineState:
         disturbances={k: int(v) for k, v in d.get("disturbances", {}).items()},
         lag_alerted=bool(d.get("lag_alerted", False)),
         device_faults={k: datetime.fromisoformat(v) for k, v in d.get("device_faults", {}).items()},
+        visit_plans={k: plan_from_json(v) for k, v in d.get("visit_plans", {}).items()},
     )
 
 
@@ -150,6 +190,9 @@ def changed_rows(state: EngineState, dirty: Dirty) -> tuple[dict[str, str], list
     for k in dirty.modes:
         until = state.device_mode.get(k)
         row(f"mode:{k}", None if until is None else until.isoformat())
+    for k in dirty.plans:
+        plan = state.visit_plans.get(k)
+        row(f"visits:{k}", None if plan is None else to_json(plan))
     if dirty.misc or dirty.faults or dirty.offline or dirty.modes:
         # Rewritten whenever a per-key row is, so an older "misc" row's copies of those
         # fields are gone by the time their rows are the truth.
@@ -179,6 +222,7 @@ def state_from_rows(
     faults: dict[str, datetime] = {}
     offline: set[str] = set()
     modes: dict[str, datetime] = {}
+    plans: dict[str, NightPlan] = {}
     for key, body in rows.items():
         kind, _, rest = key.partition(":")
         if kind == "alarm":
@@ -192,6 +236,8 @@ def state_from_rows(
             offline.add(rest)
         elif kind == "mode":
             modes[rest] = datetime.fromisoformat(body)
+        elif kind == "visits":
+            plans[rest] = plan_from_json(body)
         elif key == "misc":
             misc = body
     restored = state_from_json({**misc, "alarms": {}, "carers": {}})
@@ -206,5 +252,6 @@ def state_from_rows(
         disturbances=restored.disturbances,
         lag_alerted=restored.lag_alerted,
         device_faults={**restored.device_faults, **faults},
+        visit_plans=plans,
     )
     return state, any(k in misc for k in PER_KEY_FIELDS)

@@ -31,6 +31,8 @@ from devices.records import (
     OperatorControl,
     PresenceRecord,
     PromoteControl,
+    VisitControl,
+    VisitRecord,
 )
 from devices.topics import TopicLayout
 from gateway.broker_conn import connection_options
@@ -62,11 +64,16 @@ from gateway.engine.model import (
     RaiseTechnical,
     RecordDecision,
     RecordTransition,
+    RecordVisit,
     Remind,
     ScheduleDeadline,
     SendOffer,
     TickIn,
     TimerIn,
+    VisitActionIn,
+    VisitControlIn,
+    VisitOp,
+    VisitResult,
     to_json,
 )
 from gateway.journal import EngineCommit, EngineStore, Journal, JournalRecord
@@ -126,6 +133,39 @@ def to_input(r: JournalRecord) -> Input | None:
             return PromoteIn(r.scheme, str(pc.alarm_id), pc.by)
         case OperatorControl() as oc:
             return operator.from_record(r.scheme, oc)
+        case VisitRecord() as vr:
+            # Judged at the gateway's own stamp of its arrival, never the handset's clock.
+            return VisitActionIn(
+                r.scheme,
+                vr.carer_id,
+                str(vr.visit_action_id),
+                vr.action.value,
+                vr.visit_id,
+                r.received_at,
+                vr.reason.value if vr.reason else None,
+                len(vr.note),
+            )
+        case VisitControl() as vc:
+            return VisitControlIn(
+                r.scheme,
+                VisitOp(vc.op.value.removeprefix("visit_")),
+                vc.visit_id,
+                vc.by,
+                vc.at,
+                vc.night,
+                vc.cancelled_by,
+                vc.reason,
+                len(vc.note),
+                vc.agreed_at,
+                vc.run,
+                vc.client,
+                vc.minutes,
+                vc.window_min,
+                vc.double,
+                vc.critical,
+                vc.service,
+                vc.level,
+            )
         case PresenceRecord() as p:
             pos = None
             if p.flat is not None or p.block is not None or p.x is not None:
@@ -178,7 +218,9 @@ class EngineService:
                 handset_timeout_s=e.handset_timeout_s,
                 supervision_misses=e.supervision_misses,
             ),
+            registry.schedules,
         )
+        self.registry = registry
         self.store = EngineStore(journal)
         self.journal = journal
         self.writer = writer
@@ -218,6 +260,7 @@ class EngineService:
         seen = {k: heard.get(k, start) for k, start in fresh.device_seen.items()}
         self.state, legacy = persist.state_from_rows(rows, fresh.carers, seen)
         self.state.bind_supervision(self.core.limits)
+        self._sync_visits()
         if legacy:
             self.state.mark_all_dirty()  # written in the new layout by the first pass
         # Until ingest has drained what the broker held while we were away, we can vouch only
@@ -229,6 +272,15 @@ class EngineService:
             self.state.open_count,
             self.watermark,
         )
+
+    def _sync_visits(self) -> None:
+        """The decoders know the nights' extra visits too (a check-in to one is not refused)."""
+        extra: dict[str, set[str]] = {}
+        for plan in self.state.visit_plans.values():
+            extra.setdefault(plan.scheme, set()).update(
+                k for k, v in plan.visits.items() if v.extra
+            )
+        self.registry.extra_visits = {k: frozenset(v) for k, v in extra.items()}
 
     # ---- main loop --------------------------------------------------------------------------
 
@@ -375,7 +427,8 @@ class EngineService:
                     occurred = received = now.isoformat()
                 for c in cmds:
                     self._render(c, outbox, logrows, occurred, received)
-            upserts, deletes = persist.changed_rows(state, state.take_dirty())
+            dirty = state.take_dirty()
+            upserts, deletes = persist.changed_rows(state, dirty)
             commit = EngineCommit(wm, upserts, deletes, outbox, logrows)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.writer, self.store.commit, commit, now)
@@ -385,6 +438,8 @@ class EngineService:
             raise
         state.commit(mark)
         self.watermark = wm
+        if dirty.plans:
+            self._sync_visits()
         # Durable now: tell connected carer pages (the MQTT publish follows from the outbox).
         for topic, payload in outbox:
             parts = topic.split("/")
@@ -481,6 +536,7 @@ class EngineService:
                     "message": c.message,
                     "alarm_id": c.alarm_id,
                     "at": at,
+                    **c.detail,
                 }
                 pub(L.control_alerts(c.scheme), body)
                 note(
@@ -490,6 +546,7 @@ class EngineService:
                     scheme=c.scheme,
                     priority=c.priority.value,
                     alarm_id=c.alarm_id,
+                    body=c.detail,
                 )
             case NotifyOnCall():
                 body = {
@@ -582,6 +639,32 @@ class EngineService:
             case RecordDecision():
                 row = {"alarm_id": c.alarm_id, "scheme": c.scheme, "record": to_json(c.record)}
                 logrows.append(("alarm_decisions", c.at.isoformat(), json.dumps(row, default=str)))
+            case VisitResult():
+                pub(
+                    L.carer(c.scheme, c.carer_id, "dispatch"),
+                    {
+                        "type": "visit_result",
+                        "visit_action_id": c.visit_action_id,
+                        "visit_id": c.visit_id,
+                        "ok": c.ok,
+                        "reason": c.reason,
+                        "sent_at": at,
+                    },
+                )
+            case RecordVisit():
+                row = {
+                    "scheme": c.scheme,
+                    "night": c.night.isoformat(),
+                    "visit_id": c.visit_id,
+                    "run": c.run,
+                    "client_ref": c.client_ref,
+                    "step": c.step,
+                    "carer_id": c.carer_id,
+                    "alarm_id": c.alarm_id,
+                    "agreed_at": c.agreed_at.isoformat(),
+                    "detail": to_json(c.detail),
+                }
+                logrows.append(("visit_events", c.at.isoformat(), json.dumps(row, default=str)))
             case ScheduleDeadline():
                 pass  # the deadline is part of the alarm's persisted state
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from gateway.engine.deadlines import DeadlineHeap
 from gateway.engine.model import Alarm, AlarmState, CarerState
+from gateway.engine.visits import NightPlan
 
 _MISSING: Any = object()
 _NEVER = datetime(1, 1, 1, tzinfo=UTC)
@@ -46,11 +47,18 @@ class Dirty:
     faults: set[str] = field(default_factory=set)
     offline: set[str] = field(default_factory=set)  # no_contact
     modes: set[str] = field(default_factory=set)
+    plans: set[str] = field(default_factory=set)  # visit plans, "<scheme>/<night>"
     misc: bool = False
 
     def __bool__(self) -> bool:
         return bool(
-            self.alarms or self.carers or self.faults or self.offline or self.modes or self.misc
+            self.alarms
+            or self.carers
+            or self.faults
+            or self.offline
+            or self.modes
+            or self.plans
+            or self.misc
         )
 
 
@@ -79,6 +87,7 @@ class EngineState:
         "_no_contact",
         "_offers",
         "_open",
+        "_plans",
         "_refs",
         "_seen",
         "_seq",
@@ -98,6 +107,7 @@ class EngineState:
         disturbances: Mapping[str, int] | None = None,
         lag_alerted: bool = False,
         device_faults: Mapping[str, datetime] | None = None,
+        visit_plans: Mapping[str, NightPlan] | None = None,
     ) -> None:
         self._alarms: dict[str, Alarm] = {}
         self._carers: dict[str, CarerState] = {}
@@ -109,6 +119,8 @@ class EngineState:
         self._disturbances: dict[str, int] = dict(disturbances or {})
         self._lag = lag_alerted
         self._faults: dict[str, datetime] = dict(device_faults or {})
+        # Planned visits by "<scheme>/<night>" (gateway.engine.visit_flow).
+        self._plans: dict[str, NightPlan] = dict(visit_plans or {})
         # Indexes (derived from the maps above; see ``index_snapshot``).
         self._seq: dict[str, int] = {}  # alarm -> insertion order, the order of ``alarms``
         self._next_seq = 0
@@ -179,6 +191,10 @@ class EngineState:
     def device_faults(self) -> Mapping[str, datetime]:
         return self._faults
 
+    @property
+    def visit_plans(self) -> Mapping[str, NightPlan]:
+        return self._plans
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EngineState):
             return NotImplemented
@@ -193,6 +209,7 @@ class EngineState:
             and self._disturbances == other._disturbances
             and self._lag == other._lag
             and self._faults == other._faults
+            and self._plans == other._plans
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -395,6 +412,21 @@ class EngineState:
         self._lag = on
         self._dirty.misc = True
 
+    def put_plan(self, key: str, plan: NightPlan | None) -> None:
+        """Set (or with None drop) one night's visit plan."""
+        old = self._plans.get(key)
+        if old is plan:
+            return
+        self._undo(self._restore_plan, key, old)
+        self._restore_plan(key, plan)
+
+    def _restore_plan(self, key: str, plan: NightPlan | None) -> None:
+        if plan is None:
+            self._plans.pop(key, None)
+        else:
+            self._plans[key] = plan
+        self._dirty.plans.add(key)
+
     # ---- index maintenance ------------------------------------------------------------------
 
     @staticmethod
@@ -557,6 +589,7 @@ class EngineState:
         d.faults |= set(self._faults)
         d.offline |= set(self._no_contact)
         d.modes |= set(self._modes)
+        d.plans |= set(self._plans)
         d.misc = True
 
     # ---- proof ------------------------------------------------------------------------------
@@ -591,6 +624,7 @@ class EngineState:
             self._disturbances,
             self._lag,
             self._faults,
+            self._plans,
         )
         if self._limits is not None:
             fresh.bind_supervision(self._limits)

@@ -67,6 +67,7 @@ _ALARM_KINDS = (
     EventKind.DOOR_OPEN,
     EventKind.BED_EXIT,
     EventKind.CHAIR_EXIT,
+    EventKind.CARER_NON_ARRIVAL,
 )
 _TECHNICAL_KINDS = frozenset(
     {EventKind.LOW_BATTERY, EventKind.TAMPER, EventKind.POWER_FAIL, EventKind.LINK_FAIL}
@@ -99,6 +100,7 @@ DEFAULT_KIND_PRIORITY: Mapping[EventKind, Priority] = {
     EventKind.DOOR_OPEN: Priority.P1,
     EventKind.BED_EXIT: Priority.P2,
     EventKind.CHAIR_EXIT: Priority.P2,
+    EventKind.CARER_NON_ARRIVAL: Priority.P1,
     EventKind.LOW_BATTERY: Priority.P3,
     EventKind.TAMPER: Priority.P3,
     EventKind.POWER_FAIL: Priority.P3,

@@ -15,8 +15,9 @@ times in UTC; ``step`` applies one input and says what must be told. The rules, 
   visit (Thurrock 6.4.3); later notice still cancels the visit but is marked as late notice.
   A person who cancels before the agreed time cancels it; after the agreed time, the visit is
   frustrated (the provider was not responsible).
-- **Pulled away.** A P0/P1 alarm may take a run's carer off a planned visit; the visit keeps
-  its rules and its alerts carry the reason.
+- **Pulled away.** A P0/P1 alarm may take a run's carer off a planned visit, or off the visit
+  they are checked in to (which is then no longer checked in); the visit keeps its rules and
+  its alerts carry the reason.
 
 Each alert is raised at most once per visit; an input that no longer applies (checking in to a
 cancelled visit) is refused with the reason and changes nothing.
@@ -76,6 +77,7 @@ class Visit:
     late_notice: bool = False  # cancelled by the Council after the 6.4.3 deadline
     reason: str | None = None  # why it was frustrated or cancelled
     pulled_away: str | None = None  # the alarm that took the run's carer away
+    carer: str | None = None  # who checked in (the run is busy while it is checked in)
 
     @property
     def window_end(self) -> datetime:
@@ -204,6 +206,46 @@ Effect = LateVisit | ContactTask | NonArrival | Missed | Refused
 
 # ---- the plan --------------------------------------------------------------------------------
 
+# A night's visits end at 07:00 local (Thurrock's out-of-hours service runs 23:00-07:00): a
+# visit still planned then is missed.
+END_OF_NIGHT = time(7, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NightPlan:
+    """One scheme's visits for one night (noon to noon), as the engine holds them."""
+
+    scheme: str
+    night: date  # the local date the night starts
+    visits: Mapping[str, Visit]
+    ended: bool = False  # the end of night has been applied (missed visits told)
+
+    @property
+    def key(self) -> str:
+        return plan_key(self.scheme, self.night)
+
+
+def plan_key(scheme: str, night: date) -> str:
+    return f"{scheme}/{night.isoformat()}"
+
+
+def night_of(now: datetime, tz: ZoneInfo) -> date:
+    """The night a moment belongs to: the local date it started (noon to noon)."""
+    local = now.astimezone(tz)
+    return local.date() if local.time() >= NOON else local.date() - timedelta(days=1)
+
+
+def end_of_night(night: date, tz: ZoneInfo) -> datetime:
+    """07:00 local on the morning after ``night`` began, in UTC."""
+    return agreed_at(night, END_OF_NIGHT, tz)
+
+
+def plan_night(now: datetime, tz: ZoneInfo) -> date:
+    """The night whose plan is live at ``now``: the night in progress until its visits end
+    (07:00 local), then the coming one (so changes for tonight can be made from the morning)."""
+    night = night_of(now, tz)
+    return night if now < end_of_night(night, tz) else night + timedelta(days=1)
+
 
 def agreed_at(night: date, at: time, tz: ZoneInfo) -> datetime:
     """A local agreed time on the night that began on ``night``: before noon is the morning
@@ -271,7 +313,9 @@ def _apply(v: Visit, inp: Input, rules: Rules) -> tuple[Visit, str | None]:
     if isinstance(inp, CheckIn):
         if s is not VisitStatus.PLANNED:
             return v, f"the visit is {s.value}"
-        return replace(v, status=VisitStatus.CHECKED_IN, checked_in_at=inp.at), None
+        # After being pulled away the first arrival still counts for punctuality.
+        first = v.checked_in_at or inp.at
+        return replace(v, status=VisitStatus.CHECKED_IN, checked_in_at=first, carer=inp.carer), None
     if isinstance(inp, CheckOut):
         if s is not VisitStatus.CHECKED_IN:
             return v, f"the visit is {s.value}, not checked in"
@@ -305,9 +349,10 @@ def _apply(v: Visit, inp: Input, rules: Rules) -> tuple[Visit, str | None]:
             non_arrival_opened=False,
         ), None
     if isinstance(inp, PulledAway):
-        if s is not VisitStatus.PLANNED:
+        if s not in (VisitStatus.PLANNED, VisitStatus.CHECKED_IN):
             return v, f"the visit is {s.value}"
-        return replace(v, pulled_away=inp.alarm_id), None
+        # Taken off a visit in progress, it is open again: late and missed rules apply.
+        return replace(v, status=VisitStatus.PLANNED, pulled_away=inp.alarm_id), None
     if isinstance(inp, Contacted):
         if not v.contact_raised or v.contacted_at is not None:
             return v, "no contact task is open for this visit"
@@ -411,7 +456,8 @@ def schedule3(visits: Iterable[Visit], unit: ServiceUnit, tz: ZoneInfo) -> list[
             return 1 if unit is ServiceUnit.VISIT else v.minutes
 
         went = [v for v in vs if v.checked_in_at is not None]  # the carer was there
-        done = [v for v in went if v.status is not VisitStatus.FRUSTRATED]  # and performed it
+        # ...and performed it: not frustrated, nor pulled away and never back (then missed).
+        done = [v for v in went if v.status in (VisitStatus.CHECKED_IN, VisitStatus.CHECKED_OUT)]
         minutes = sum(
             int((v.checked_out_at - v.checked_in_at).total_seconds() // 60)
             for v in went

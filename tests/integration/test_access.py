@@ -78,6 +78,14 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/api/v1/reports/{scheme}/kpi"): frozenset({M, CO}),
     ("GET", "/api/v1/reports/{scheme}/notifiable"): frozenset({M, CO}),
     ("GET", "/api/v1/reports/{scheme}/visits"): frozenset({M, CO}),
+    ("GET", "/api/v1/reports/{scheme}/schedule3"): frozenset({M, CO}),
+    ("GET", "/api/v1/visits/{scheme}"): OPS,
+    ("POST", "/api/v1/visits/{scheme}/{visit_id}/cancel"): OPS,
+    ("POST", "/api/v1/visits/{scheme}/{visit_id}/move"): OPS,
+    ("POST", "/api/v1/visits/{scheme}/{visit_id}/contacted"): OPS,
+    ("POST", "/api/v1/visits/{scheme}/extra"): OPS,
+    ("GET", "/carer/api/run"): frozenset({C}),
+    ("POST", "/carer/api/visits"): frozenset({C}),
     ("GET", "/reports"): frozenset({M, CO}),
 }
 
@@ -89,6 +97,7 @@ PATH_VALUES = {
     "device_id": "hzc-a-001-pendant",
     "kind": "low_battery",
     "username:path": "matrix-target",
+    "visit_id": "r1-01",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
 import socket
 import ssl
 import subprocess
@@ -581,7 +582,14 @@ def test_gateway_with_a_wrong_secret_refuses_to_start(
     wrong = "not-the-provisioned-secret-" + uuid.uuid4().hex
     proc = _tls_gateway(broker, gateway, **{f"TELECARE_MQTT__{which}": wrong})
     try:
-        assert proc.wait(timeout=120) == 2
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the gateway prints its stacks to its log
+            time.sleep(2)
+            tail = gateway.process.log_path.read_text(errors="replace")[-6000:]
+            raise AssertionError(f"the gateway did not refuse within 120 s:\n{tail}") from None
+        assert code == 2
     finally:
         if proc.poll() is None:
             proc.kill()
