@@ -6,15 +6,19 @@ run-2 ooh-03 + ooh-04, run-3 ooh-05 + ooh-06.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from devices.events import EventKind, Priority
 from devices.scheme import load_scheme
 from devices.visits import load_schedule, schedule_beside
-from gateway.engine import persist
+from gateway.engine import persist, visit_flow
 from gateway.engine import visits as V
 from gateway.engine.core import Core, EngineState
 from gateway.engine.model import (
@@ -89,6 +93,10 @@ class Night:
 
 def alerts(cmds: list[Command], code: str) -> list[NotifyControlRoom]:
     return [c for c in cmds if isinstance(c, NotifyControlRoom) and c.code == code]
+
+
+def rows_of(cmds: list[Command], step: str, visit_id: str | None = None) -> list[RecordVisit]:
+    return rows(cmds, step, visit_id)
 
 
 def rows(cmds: list[Command], step: str, visit_id: str | None = None) -> list[RecordVisit]:
@@ -283,9 +291,124 @@ def test_moves_and_extras_come_from_the_control_room() -> None:
 
 def test_the_plan_survives_a_restart() -> None:
     n = Night()
+    rows: dict[str, Any] = {}
+
+    def persist_pass() -> None:
+        # As the shell does after each pass: write the rows that changed.
+        upserts, deletes = persist.changed_rows(n.state, n.state.take_dirty())
+        rows.update({k: json.loads(v) for k, v in upserts.items()})
+        for k in deletes:
+            rows.pop(k, None)
+
     n.until(at(23, 20))
+    persist_pass()
     n.visit("ooh-01", "check_in", "r1-01")
-    back = persist.state_from_json(persist.state_to_json(n.state))
+    persist_pass()
+    assert f"visits:{THR.id}/{NIGHT.isoformat()}" in rows
+    back, _ = persist.state_from_rows(rows, n.state.carers, n.state.device_seen)
     assert back.visit_plans == n.state.visit_plans
+    assert back.visit_plans[V.plan_key(THR.id, NIGHT)].visits["r1-01"].carer == "ooh-01"
+    assert persist.state_from_json(persist.state_to_json(n.state)).visit_plans == (
+        n.state.visit_plans
+    )
     for plan in n.state.visit_plans.values():
         assert persist.plan_from_json(to_json(plan)) == plan
+    # A restarted core carries on: no second plan, no alert raised again.
+    again = Night(at(23, 20), login=False)
+    again.state = back
+    cmds = again.until(at(23, 40))
+    assert not rows_of(cmds, "planned")
+    # After the night ends and the next has begun, last night's plan is dropped from memory
+    # (its record is in visit_events) a night later, and its row deleted.
+    n.until(at(7, 1))
+    persist_pass()
+    n.now = at(7, 1) + timedelta(days=2)
+    n.feed(TickIn())
+    persist_pass()
+    assert f"visits:{THR.id}/{NIGHT.isoformat()}" not in rows
+
+
+def test_a_checked_in_run_is_at_the_clients_home() -> None:
+    n = Night()
+    n.until(at(23, 15))
+    n.visit("ooh-02", "check_in", "r1-01")
+    flat = THR.resident("THR-4100").flat  # type: ignore[union-attr]
+    for c in ("ooh-01", "ooh-02"):
+        assert n.state.carers[f"{THR.id}/{c}"].position.flat == flat
+    assert n.state.carers[f"{THR.id}/ooh-03"].position.flat != flat
+
+
+# ---- properties ----------------------------------------------------------------------------
+
+VISIT_IDS = sorted(PLAN.visits())
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick"), st.integers(1, 40)),
+        # Mostly a carer of the visit's run (index 0 or 1 of its pair), sometimes anyone.
+        st.tuples(
+            st.sampled_from(["check_in", "check_in", "check_out", "frustrated", "contacted"]),
+            st.integers(0, 7),
+            st.sampled_from(VISIT_IDS),
+        ),
+        # A call for the client of a visit: the run at that home is the nearest.
+        st.tuples(
+            st.just("callout"),
+            st.sampled_from([Priority.P1, Priority.P2, Priority.P3]),
+            st.sampled_from(VISIT_IDS),
+        ),
+        st.tuples(st.just("accept"), st.integers(0, 5)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=STEPS)
+def test_planned_work_is_counted_and_every_visit_closes(steps: list[tuple[Any, ...]]) -> None:
+    """Whatever happens in a night: no P2/P3 offer goes to a carer whose run is on a visit,
+    each alert is raised once per visit and agreed time, and by 07:00 no visit is open."""
+    n = Night(at(23, 0))
+    n.until(at(23, 5))
+    offers: list[SendOffer] = []
+    for i, step in enumerate(steps):
+        busy_before = set(visit_flow.carers_on_visits(n.core, _tx(n), THR.id))
+        if step[0] == "tick":
+            cmds = n.until(n.now + timedelta(minutes=step[1]))
+        elif step[0] == "callout":
+            client = n.plan().visits[step[2]].client
+            cmds = n.feed(
+                CalloutIn(THR.id, f"co-{i}", client, step[1], "help", n.now, n.now, "edt")
+            )
+        elif step[0] == "accept":
+            live = [o for o in offers if n.state.alarms.get(o.alarm_id) is not None]
+            if not live:
+                continue
+            o = live[step[1] % len(live)]
+            cmds = n.feed(ActionIn(THR.id, o.carer_id, ActionKind.ACCEPT, o.alarm_id, o.offer_id))
+        else:
+            kw = {"reason": "no_access"} if step[0] == "frustrated" else {}
+            run = n.plan().visits[step[2]].run
+            pair = sorted(s.carer for s in THR.rota if s.run == run)
+            carer = pair[step[1]] if step[1] < len(pair) else CARERS[step[1] % len(CARERS)]
+            cmds = n.visit(carer, step[0], step[2], **kw)
+        busy_after = set(visit_flow.carers_on_visits(n.core, _tx(n), THR.id))
+        for c in cmds:
+            if not isinstance(c, SendOffer):
+                continue
+            offers.append(c)
+            a = n.state.alarms[c.alarm_id]
+            if a.priority in (Priority.P2, Priority.P3) and c.role != "all":
+                assert c.carer_id not in busy_before & busy_after, (c, busy_before)
+    n.until(at(7, 0))
+    plan = n.plan()
+    assert plan.ended
+    assert all(v.status is not V.VisitStatus.PLANNED for v in plan.visits.values())
+    for step_name in ("late_alert", "contact_due", "non_arrival", "missed"):
+        seen = [(r.visit_id, r.agreed_at) for r in rows(n.log, step_name) if r.night == NIGHT]
+        assert len(seen) == len(set(seen)), step_name
+
+
+def _tx(n: Night) -> Any:
+    from gateway.engine.core import _Tx
+
+    return _Tx(n.state, n.now)

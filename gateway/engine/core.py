@@ -552,11 +552,11 @@ class Core:
         scheme = self.schemes.get(e.scheme)
         if scheme is None:
             return
-        device = scheme.device(e.device_id)
-        if device is None:
-            return
         key = f"{e.scheme}/{e.device_id}"
-        info = self.devices[key]
+        info = self.devices.get(key)  # None: not a device of this scheme
+        if info is None:
+            return
+        device = info.device
         # Heard when it reached the gateway, not when a backlog let the engine apply it.
         prior = tx.state.device_seen.get(key)
         heard = min(e.received_at, tx.now)

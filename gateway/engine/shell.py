@@ -10,6 +10,7 @@ replays from the watermark and re-sends only what was never marked sent.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -83,8 +84,11 @@ from gateway.registry import SchemeRegistry
 
 log = logging.getLogger(__name__)
 
-# Timers fired in one pass at most (the rest wait for the next pass, straight after).
-TIMERS_PER_PASS = 200
+# Timers fired in one pass at most (the rest wait for the next pass, straight after): each is
+# a millisecond or two of work on the event loop, and HTTP and ingest wait between passes.
+TIMERS_PER_PASS = 50
+# How long the engine's first pass waits for ingest to connect (real seconds).
+INGEST_CONNECT_WAIT_S = 2.0
 
 
 def to_input(r: JournalRecord) -> Input | None:
@@ -282,12 +286,31 @@ class EngineService:
 
     async def run(self) -> None:
         await asyncio.to_thread(self._load)
+        # What start-up built (schemes, the restored state) lives as long as the process: the
+        # collector's full passes need not walk it again and again (a pause on every pass).
+        gc.freeze()
         self.ready = True
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._loop(), name="engine")
             tg.create_task(self._publisher(), name="engine-outbox")
 
+    async def _let_ingest_connect(self) -> None:
+        """Before the first pass, let ingest connect (bounded).
+
+        After a restart, every alarm whose deadline fell due while the gateway was down is
+        due at once: a thousand take a second or more of work on this event loop. Ingest's
+        connect needs a few round trips on the same loop, and readiness (and the presses the
+        broker kept for us) waited behind that catch-up. The overdue alarms wait instead, for
+        the connect only (their offers need the broker too); without a broker, not long."""
+        if self.ingest_state is None:
+            return
+        for _ in range(round(INGEST_CONNECT_WAIT_S / 0.01)):
+            if self.ingest_state()[0]:
+                return
+            await asyncio.sleep(0.01)  # ingest has no connect event to wait on; a poll will do
+
     async def _loop(self) -> None:
+        await self._let_ingest_connect()
         tick_every = self.settings.engine.tick_s
         next_tick = self.clock.now()
         while True:

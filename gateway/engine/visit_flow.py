@@ -365,6 +365,23 @@ def on_action(core: Core, tx: _Tx, inp: VisitActionIn) -> None:
             detail["by"] = inp.carer_id
     _answer(tx, inp, True, None)
     tx.cmds.append(_row(plan, new, step, inp.at, carer=inp.carer_id, **detail))
+    if action is not VisitAction.CONTACTED:
+        _at_the_door(core, tx, scheme, new)
+
+
+def _at_the_door(core: Core, tx: _Tx, scheme: Scheme, v: V.Visit) -> None:
+    """A run that checked in, out or was turned away is at the client's home: the nearest
+    alarm is judged from there, as after arriving at an alarm."""
+    resident = scheme.resident(v.client)
+    if resident is None or scheme.flat(resident.flat) is None:
+        return
+    for s in scheme.shifts_at(tx.now):
+        if s.run != v.run:
+            continue
+        c = tx.carer_map().get(f"{scheme.id}/{s.carer}")
+        if c is not None and c.position.flat != resident.flat:
+            pos = replace(c.position, flat=resident.flat, x=None, y=None)
+            tx.put_carer(replace(c, position=pos))
 
 
 # ---- the control room's changes --------------------------------------------------------------
