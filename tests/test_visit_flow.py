@@ -12,12 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.events import EventKind, Priority
-from devices.scheme import load_scheme
-from devices.visits import load_schedule, schedule_beside
+from devices.scheme import SchemeError, load_scheme
+from devices.visits import load_schedule, load_schedules, schedule_beside
 from gateway.engine import persist, visit_flow
 from gateway.engine import visits as V
 from gateway.engine.core import Core, EngineState
@@ -412,3 +413,27 @@ def _tx(n: Night) -> Any:
     from gateway.engine.core import _Tx
 
     return _Tx(n.state, n.now)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def test_schedules_load_beside_the_scheme_or_explicitly_and_a_bad_one_names_its_line(
+    tmp_path: Path,
+) -> None:
+    schemes = {THR.id: THR}
+    got = load_schedules({THR.id: EXAMPLE}, [], schemes)
+    assert got[THR.id] == PLAN  # thurrock-ooh.visits.yaml beside thurrock-ooh.yaml
+    text = schedule_beside(EXAMPLE).read_text()
+    short = tmp_path / "short.yaml"
+    short.write_text(text.replace("late_alert_min: 15", "late_alert_min: 10"))
+    assert load_schedules({THR.id: EXAMPLE}, [short], schemes)[THR.id].late_alert_min == 10
+    assert load_schedules({THR.id: tmp_path / "nothing-beside.yaml"}, [], schemes) == {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("client: THR-4114", "client: THR-9999"))
+    with pytest.raises(SchemeError) as info:
+        load_schedules({THR.id: EXAMPLE}, [bad], schemes)
+    line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "THR-9999" in x)
+    assert f"bad.yaml:{line}:" in str(info.value) and "THR-9999" in str(info.value)
+    with pytest.raises(SchemeError, match="second schedule"):
+        load_schedules({THR.id: EXAMPLE}, [short, short], schemes)
