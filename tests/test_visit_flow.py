@@ -12,12 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.events import EventKind, Priority
-from devices.scheme import load_scheme
-from devices.visits import load_schedule, schedule_beside
+from devices.scheme import SchemeError, load_scheme
+from devices.visits import load_schedule, load_schedules, schedule_beside
 from gateway.engine import persist, visit_flow
 from gateway.engine import visits as V
 from gateway.engine.core import Core, EngineState
@@ -412,3 +413,57 @@ def _tx(n: Night) -> Any:
     from gateway.engine.core import _Tx
 
     return _Tx(n.state, n.now)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def test_schedules_load_beside_the_scheme_or_explicitly_and_a_bad_one_names_its_line(
+    tmp_path: Path,
+) -> None:
+    schemes = {THR.id: THR}
+    got = load_schedules({THR.id: EXAMPLE}, [], schemes)
+    assert got[THR.id] == PLAN  # thurrock-ooh.visits.yaml beside thurrock-ooh.yaml
+    text = schedule_beside(EXAMPLE).read_text()
+    short = tmp_path / "short.yaml"
+    short.write_text(text.replace("late_alert_min: 15", "late_alert_min: 10"))
+    assert load_schedules({THR.id: EXAMPLE}, [short], schemes)[THR.id].late_alert_min == 10
+    assert load_schedules({THR.id: tmp_path / "nothing-beside.yaml"}, [], schemes) == {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("client: THR-4114", "client: THR-9999"))
+    with pytest.raises(SchemeError) as info:
+        load_schedules({THR.id: EXAMPLE}, [bad], schemes)
+    line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "THR-9999" in x)
+    assert f"bad.yaml:{line}:" in str(info.value) and "THR-9999" in str(info.value)
+    with pytest.raises(SchemeError, match="second schedule"):
+        load_schedules({THR.id: EXAMPLE}, [short, short], schemes)
+
+
+def test_lateness_is_judged_only_up_to_what_has_arrived() -> None:
+    """A gateway behind on its input must not call a visit late whose check-in it holds."""
+    n = Night()
+    n.until(at(1, 40))
+    # Ingest has got only to 01:42: at 01:50 on the clock, r1-03 (01:30) is not yet late.
+    n.now = at(1, 50)
+    for c in CARERS:
+        n.feed(PresenceIn(THR.id, c, "heartbeat"))
+    held = n.feed(TickIn(horizon=at(1, 42), behind="backlog"))
+    assert not [a for a in alerts(held, "visit_late") if a.detail["visit_id"] == "r1-03"]
+    # The check-in it was holding, received at 01:43, is applied now: late under 15 minutes.
+    got = n.feed(VisitActionIn(THR.id, "ooh-01", "a-1", "check_in", "r1-03", at(1, 43)))
+    assert rows(got, "checked_in", "r1-03")[0].detail["punctuality"] == "late_under_15"
+    caught_up = n.until(at(2, 10))
+    assert not [a for a in alerts(caught_up, "visit_late") if a.detail["visit_id"] == "r1-03"]
+
+
+def test_a_check_in_received_before_seven_belongs_to_the_night_that_ended() -> None:
+    n = Night(at(6, 0))
+    n.until(at(6, 30))
+    n.now = at(7, 0) + timedelta(minutes=2)  # applied after 07:00, received at 06:59
+    got = n.feed(VisitActionIn(THR.id, "ooh-05", "a-2", "check_in", "r3-06", at(6, 59)))
+    [row] = rows(got, "checked_in", "r3-06")
+    assert row.night == NIGHT
+    n.feed(TickIn())
+    assert n.plan().ended
+    assert n.plan().visits["r3-06"].status is V.VisitStatus.CHECKED_IN
+    assert "r3-06" not in {r.visit_id for r in rows(n.log, "missed")}
