@@ -75,7 +75,7 @@ from simulator.verdict import (
 )
 from simulator.visit_verdict import VisitFacts
 from simulator.visit_verdict import fetch as fetch_visits
-from simulator.visits import RunPlayer, end_of_night, load_tonight, night_of
+from simulator.visits import RunPlayer, end_of_night, load_tonight, night_of, schedule_path
 
 # Real seconds the drain waits at least, whatever the speed: a few seconds of starvation at
 # x400 must not end the drain before carers could finish.
@@ -660,6 +660,17 @@ async def _fetch_retrying(
     raise AssertionError("unreachable")
 
 
+def _visits_env(scn: Scenario, env: dict[str, str]) -> dict[str, str]:
+    """A spawned gateway loads the scenario's visit schedule by name (``TELECARE_VISITS``),
+    not only from beside the scheme file: the run may give it a copy of the scheme elsewhere
+    (``faults.hub_expected_s``), and the simulator must play the plan the gateway holds."""
+    out = dict(env)
+    path = schedule_path(scn)
+    if path is not None and "TELECARE_VISITS" not in out:
+        out["TELECARE_VISITS"] = json.dumps([str(path)])
+    return out
+
+
 class RunInvalid(Exception):
     """The run could not test the product (set-up failed, the machine did not deliver)."""
 
@@ -729,7 +740,7 @@ async def _play_and_judge(
             opts.mqtt_host,
             opts.mqtt_port,
             opts.tick_s or max(5.0, speed / 20),
-            extra_env=dict(opts.gateway_env),
+            extra_env=_visits_env(scn, opts.gateway_env),
             state_dir=opts.state_dir,
             http_port=opts.http_port,
         )

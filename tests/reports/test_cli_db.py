@@ -188,3 +188,38 @@ def test_a_target_override_changes_only_its_priority(cli_env: Path, database: st
     assert (everything["answer_within"][0]["met"], everything["answer_within"][0]["of"]) == (4, 11)
     bad = runner.invoke(app, ["report", "targets", "--scheme-id", "x", "--priority", "P9"])
     assert bad.exit_code == 2
+
+
+def test_report_schedule3_from_the_cli(cli_env: Path, database: str) -> None:
+    """``telecare report schedule3``: the Thurrock return for four weeks from a Monday, its
+    schedule found beside the scheme file; a start that is not a Monday is refused."""
+    from devices.scheme import load_scheme
+    from devices.visits import ServiceUnit, load_schedule
+    from gateway.engine import visits as ev
+    from tests.reports.test_schedule3 import (
+        SCHEME_FILE,
+        START,
+        expected,
+        got,
+        in_period,
+        parse,
+        seeded_period,
+        write,
+    )
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
+    scheme = load_scheme(SCHEME_FILE)
+    schedule = load_schedule(SCHEME_FILE.with_name("thurrock-ooh.visits.yaml"), scheme)
+    nights = seeded_period(schedule, ev.Rules(15, 30, scheme.tz))
+    write(database, nights)
+    out = cli_env / "thurrock.csv"
+    args = ["report", "schedule3", "--scheme", str(SCHEME_FILE), "--start", START.isoformat()]
+    r = runner.invoke(app, [*args, "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = parse(out.read_text(encoding="utf-8"))
+    assert got(rows) == expected(in_period(nights, scheme.tz), ServiceUnit.VISIT, scheme.tz)
+    j = runner.invoke(app, [*args, "-f", "json"])
+    assert j.exit_code == 0 and json.loads(j.stdout)["weeks"] == 4
+    bad = runner.invoke(app, [*args[:-1], "2026-11-04"])
+    assert bad.exit_code == 2 and "Monday" in bad.output
