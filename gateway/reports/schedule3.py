@@ -30,7 +30,8 @@ MAX_WEEKS = 52
 # where it was moved to) falls in the period. Steps are read from three days either side: a
 # night's plan is built at noon before it, and its visits close by 07:00 after it. Refused
 # inputs change nothing, so they are left out. The last of the closing steps says how the
-# visit ended (a checked-in visit may still be frustrated: turned away at the door).
+# visit ended (a checked-in visit may still be frustrated: turned away at the door; or missed:
+# pulled away to an alarm and never resumed, its first check-in kept for punctuality).
 VISITS = """
 WITH steps AS (
     SELECT night, visit_id, at, step, client_ref, agreed_at, detail, journal_seq
@@ -78,7 +79,8 @@ SCHEDULE3 = (
 SELECT service, level, client_ref,
        local_day - (extract(isodow FROM local_day)::int - 1) AS week,
        COALESCE(sum({_UNIT}) FILTER (WHERE checked_in_at IS NOT NULL
-                                    AND closed IS DISTINCT FROM 'frustrated'), 0) AS actual,
+                                    AND closed IS DISTINCT FROM 'frustrated'
+                                    AND closed IS DISTINCT FROM 'missed'), 0) AS actual,
        COALESCE(sum({_UNIT}) FILTER (WHERE closed = 'frustrated'), 0) AS frustrated,
        COALESCE(sum({_UNIT}) FILTER (WHERE closed = 'cancelled'), 0) AS cancelled,
        COALESCE(sum({_UNIT}) FILTER (WHERE closed = 'missed'), 0) AS missed,

@@ -147,6 +147,10 @@ def _play_visit(n: Night, vid: str, rng: random.Random, rules: ev.Rules) -> None
     if rng.random() < 0.1:
         _apply(n, ev.CheckIn(vid, carer, cin + timedelta(seconds=30)), rules)
         _row(n, n.visits[vid], "refused", cin + timedelta(seconds=30), reason="checked_in")
+    if rng.random() < 0.04:  # a P1 took the carer away and the run never came back: missed
+        _apply(n, ev.PulledAway(vid, "alarm-1"), rules)
+        _row(n, n.visits[vid], "pulled_away", cin + timedelta(minutes=5), was="checked_in")
+        return
     if rng.random() < 0.05:  # turned away once inside
         at = cin + timedelta(minutes=2)
         _apply(n, ev.Frustrate(vid, "turned_away", at), rules)
@@ -254,6 +258,8 @@ def test_schedule3_csv_parses_back_one_row_per_client_per_week(
     statuses = Counter(v.status for v in visits)
     assert all(statuses[s] > 0 for s in ev.VisitStatus if s is not ev.VisitStatus.PLANNED)
     assert sum(v.extra for v in visits) > 0 and sum(v.late_notice for v in visits) > 0
+    # ...including a visit pulled away after its check-in and never resumed (missed).
+    assert any(v.status is ev.VisitStatus.MISSED and v.checked_in_at for v in visits)
     # One row per client (and service level type) per week, four weeks, Monday starts.
     keys = [(r["Client Reference"], r["Service Level Type"], r["Week Start"]) for r in rows]
     assert len(keys) == len(set(keys))
@@ -305,7 +311,8 @@ def test_one_client_week_by_hand(period_db: tuple[str, VisitSchedule, list[Night
         and r["Service Level Type"] == "Night - double handed"
     ]
     there = [v for v in mine if v.checked_in_at is not None]
-    done = [v for v in there if v.status is not ev.VisitStatus.FRUSTRATED]
+    # Performed: not frustrated, nor pulled away and never resumed (missed).
+    done = [v for v in there if v.status not in (ev.VisitStatus.FRUSTRATED, ev.VisitStatus.MISSED)]
     minutes = 0
     for v in there:
         if v.checked_out_at is not None and v.checked_in_at is not None:
