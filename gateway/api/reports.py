@@ -272,7 +272,7 @@ StartQuery = Annotated[
     date | None,
     Query(
         description="The Monday the return starts (local). Default: the Monday `weeks` whole "
-        "weeks before the current week. Any other day is 422."
+        "weeks before the current week. Any other day is 404, like a period outside 1970-2100."
     ),
 ]
 WeeksQuery = Annotated[
@@ -283,7 +283,7 @@ WeeksQuery = Annotated[
 @router.get(
     "/api/v1/reports/{scheme}/schedule3",
     response_model=Schedule3Return,
-    responses={200: _CSV, **errors(401, 403, 404, 422, 503)},
+    responses=_responses(),
 )
 async def schedule3_report(
     scheme: SchemePath,
@@ -303,8 +303,8 @@ async def schedule3_report(
     first = start or schedule3.default_start(datetime.now(s.tz).date(), weeks)
     try:
         p = schedule3.weeks_period(first, weeks)
-    except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from exc
+    except PeriodError as exc:  # not a Monday, or outside the days a report covers
+        raise HTTPException(404, f"no report for that period: {exc}") from exc
     try:
         plan = schedule3.find_schedule(
             s, [*(getattr(settings, "visits", None) or []), *settings.schemes]

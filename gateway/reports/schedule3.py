@@ -22,7 +22,15 @@ from devices.scheme import Scheme
 from devices.visits import ServiceUnit, VisitSchedule, load_schedule
 from gateway.reports.figures import Conn, head
 from gateway.reports.models import Schedule3Return, Schedule3Row, VisitPunctuality
-from gateway.reports.scope import Period, PeriodError, PeriodKind, Scope, period
+from gateway.reports.scope import (
+    FIRST_DAY,
+    LAST_DAY,
+    Period,
+    PeriodError,
+    PeriodKind,
+    Scope,
+    period,
+)
 
 MAX_WEEKS = 52
 
@@ -119,6 +127,10 @@ SELECT count(*) AS visits,
 def weeks_period(start: date, weeks: int) -> Period:
     """``weeks`` whole weeks from ``start``, which must be a Monday (schedule 3's weeks are
     Monday to Sunday, so a return that began mid-week would cut its first and last week)."""
+    if not FIRST_DAY <= start <= LAST_DAY:
+        raise PeriodError(
+            f"{start} is outside the days a report covers ({FIRST_DAY} to {LAST_DAY})"
+        )
     if start.weekday() != 0:
         raise PeriodError(
             f"schedule 3 weeks start on a Monday; {start} is a {start.strftime('%A')}"

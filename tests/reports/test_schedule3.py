@@ -383,3 +383,5 @@ def test_weeks_start_on_monday() -> None:
     with pytest.raises(PeriodError, match="weeks"):
         schedule3.weeks_period(START, 0)
     assert schedule3.default_start(date(2026, 12, 2)) == date(2026, 11, 2)
+    with pytest.raises(PeriodError, match="outside"):  # never an overflow: a clear refusal
+        schedule3.weeks_period(date(9999, 12, 27), 52)
