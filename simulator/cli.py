@@ -74,6 +74,17 @@ def verdict_table(v: dict[str, Any]) -> Table:
         h = v["handsets"]
         extra = f"{h.get('visits_late', 0)} / {h.get('visits_missed', 0)}"
         rows.append(("planned visits made / >30 min late / missed", f"{visits} / {extra}"))
+    if "visits_planned" in v:
+        h = v["handsets"]
+        made = f"{h.get('visits_made', 0)} made, {h.get('visits_cut_short', 0)} cut short"
+        rows.append(("planned visits (schedule)", f"{v['visits_planned']}: {made}"))
+        rows.append(
+            (
+                "visits late by the bar / not made",
+                f"{v['visits_late_by_bar']} / {v['visits_not_made']}",
+            )
+        )
+        rows.append(("visit steps recorded", json.dumps(v["visits_steps"], sort_keys=True)))
     rows.append(("run time: scheme / real", f"{_hms(v['scheme_seconds'])} / {v['real_seconds']} s"))
     for name, value in rows:
         t.add_row(name, str(value))

@@ -200,6 +200,12 @@ class Handset:
                 fut.set_result(body)
             if not body.get("ok"):
                 self.w.counts["actions_refused"] += 1
+        elif typ == "visit_result":
+            fut = self.results.pop(str(body.get("visit_action_id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(body)
+            if not body.get("ok"):
+                self.w.counts[f"visit_refused:{body.get('reason')}"] += 1
         elif typ == "reminder":
             self.w.counts["reminders"] += 1
 
@@ -251,7 +257,11 @@ class Handset:
     def working(self) -> bool:
         """On an alarm, holding an offer, or about to answer one: the carer's night is not
         over, whatever the gateway shows."""
-        return self.busy not in (None, "visit") or bool(self.live) or self.answering > 0
+        on_alarm = self.busy is not None and not self.on_visit()
+        return on_alarm or bool(self.live) or self.answering > 0
+
+    def on_visit(self) -> bool:
+        return self.busy is not None and self.busy.startswith("visit")
 
     async def _answer(self, body: dict[str, Any]) -> None:
         self.answering += 1
@@ -291,8 +301,9 @@ class Handset:
             await self._act(Action.DECLINE, aid, oid)
             self.w.counts["declined"] += 1
             return
-        if self.busy == "visit":
+        if self.on_visit():
             self.w.counts["visits_interrupted"] += 1
+            self.w.counts[f"visits_interrupted_{body.get('priority')}"] += 1
         self.busy = f"alarm:{aid}"
         self.live.pop(aid, None)
         result = await self._act(Action.ACCEPT, aid, oid)
@@ -305,8 +316,12 @@ class Handset:
         await self._respond(aid, str(body.get("flat_id") or ""))
 
     def _interrupts(self, offer: dict[str, Any]) -> bool:
-        """An emergency (P0/P1) takes a carer away from a planned visit."""
-        return self.busy == "visit" and offer.get("priority") in ("P0", "P1")
+        """A carer on a planned visit takes what the gateway offers: whether a visit keeps a
+        carer from an alarm is the gateway's decision (docs/visits.md, routing). The old
+        local-only visits (``planned_visits.count``) yield to emergencies only."""
+        if self.busy == "visit":
+            return offer.get("priority") in ("P0", "P1")
+        return self.on_visit()
 
     async def _respond(self, aid: str, flat_id: str) -> None:
         w, clock = self.w, self.w.clock
@@ -314,7 +329,9 @@ class Handset:
         escorts = [
             w.handsets[p]
             for p in w.partners.get(self.id, ())
-            if p in w.handsets and w.handsets[p].busy is None and w.handsets[p].logged_in
+            if p in w.handsets
+            and (w.handsets[p].busy is None or w.handsets[p].on_visit())
+            and w.handsets[p].logged_in
         ]
         for e in escorts:
             e.busy = f"escort:{aid}"
@@ -386,6 +403,31 @@ class Handset:
             return None
 
     # ---- planned visits -------------------------------------------------------------------
+
+    async def visit_action(
+        self, action: str, visit_id: str, reason: str | None = None
+    ) -> dict[str, Any] | None:
+        """Check in, check out or frustrate a planned visit; the gateway's ``visit_result``
+        (None if it never came or could not be sent)."""
+        await self._online()
+        vid, payload = wire.visit_action(action, visit_id, self.w.clock.now(), reason)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.results[vid] = fut
+        self.w.counts[f"visit_{action}"] += 1
+        try:
+            await self.w.link.publish(
+                self.w.layout.carer(self.w.scheme.id, self.id, "visits"), payload, attempts=3
+            )
+        except wire.PublishFailed:
+            self.results.pop(vid, None)
+            self.w.counts["visit_actions_not_sent"] += 1
+            return None
+        try:
+            return await asyncio.wait_for(fut, timeout=max(5.0, self.w.clock.real_seconds(300)))
+        except TimeoutError:
+            self.results.pop(vid, None)
+            self.w.counts["visit_results_missing"] += 1
+            return None
 
     async def visit(self, flat_id: str, duration_s: float, lead: bool) -> None:
         dest = flat_place(self.w.scheme, flat_id)

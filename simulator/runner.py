@@ -45,10 +45,12 @@ from simulator.health import GatewayWatch
 from simulator.outbox import CARELINE, Outbox
 from simulator.scenario import Scenario
 from simulator.schedule import (
+    CancelVisit,
     HandsetSilent,
     Login,
     Logout,
     Planned,
+    PlayRun,
     QuietHub,
     Resend,
     SendBad,
@@ -71,6 +73,9 @@ from simulator.verdict import (
     event_alarm_id,
     fetch,
 )
+from simulator.visit_verdict import VisitFacts
+from simulator.visit_verdict import fetch as fetch_visits
+from simulator.visits import RunPlayer, end_of_night, load_tonight, night_of
 
 # Real seconds the drain waits at least, whatever the speed: a few seconds of starvation at
 # x400 must not end the drain before carers could finish.
@@ -150,10 +155,16 @@ class Sim:
         self.rec = SimRecord()
         self.outbox = Outbox(seed)
         self.payloads: dict[str, tuple[str, bytes]] = {}
+        self.plan: list[Planned] = []
         self.seq: dict[str, int] = {}
         self.quiet_until: dict[str, float] = {}
         self.beating: set[str] = set()  # hubs whose last heartbeat still awaits its PUBACK
         self.hub_period = scn.faults.hub_heartbeat_s
+        self.base_url = ""
+        # Tonight's planned visits, when the scenario plays a visit schedule.
+        loaded = load_tonight(scn, scheme)
+        self.schedule = loaded[0] if loaded else None
+        self.tonight = loaded[1] if loaded else []
         self.world.partners = {
             c: tuple(o for o in cs if o != c)
             for cs in runs_at_start(scn, scheme).values()
@@ -339,6 +350,32 @@ class Sim:
                 w.handsets[a.carer].go_silent(a.for_s)
         elif isinstance(a, Visit):
             w.spawn(self._visit(a))
+        elif isinstance(a, PlayRun):
+            cancelled = {p.action.visit_id for p in self.plan if isinstance(p.action, CancelVisit)}
+            player = RunPlayer(
+                w,
+                a.run,
+                a.carers,
+                [v for v in self.tonight if v.run == a.run],
+                self.scn.carers.planned_visits,
+                end_of_night(self.scn, self.scheme),
+                cancelled,
+            )
+            w.spawn(player.play())
+        elif isinstance(a, CancelVisit):
+            w.spawn(self._cancel_visit(a))
+
+    async def _cancel_visit(self, a: CancelVisit) -> None:
+        """The control room cancels a visit through the API (the person or the Council)."""
+        url = f"{self.base_url}/api/v1/visits/{self.scheme.id}/{a.visit_id}/cancel"
+        body = {"by": a.by, "reason": f"cancelled by the {a.by} (simulated)"}
+        try:
+            async with httpx.AsyncClient(timeout=10, headers=api_session.HEADERS) as http:
+                r = await http.post(url, json=body)
+        except httpx.HTTPError:
+            self.rec.counts["visit_cancels_failed"] += 1
+            return
+        self.rec.counts[f"visit_cancel_http_{r.status_code}"] += 1
 
     async def _login(self, h: Handset) -> None:
         try:
@@ -397,6 +434,7 @@ class Sim:
 
     async def play(self, plan: list[Planned], base_url: str, progress: Progress | None) -> None:
         total = self.scn.duration_s
+        self.base_url, self.plan = base_url, plan
 
         async def ticker() -> None:
             while True:
@@ -790,6 +828,23 @@ async def _play_and_judge(
             sim.rec.counts.update(sim.world.counts)
             sim.rec.counts["mqtt_published"] = link.published
             db = await _fetch_retrying(dsn, gateway_id, sim.rec, sim_end)
+            visit_facts = None
+            if sim.schedule is not None and scn.expect.visits is not None:
+                visit_facts = await asyncio.to_thread(
+                    fetch_visits,
+                    dsn,
+                    gateway_id,
+                    VisitFacts(
+                        night_of(scn.start),
+                        sim.tonight,
+                        sim.schedule.late_alert_min,
+                        sim.schedule.contact_min,
+                        end_of_night(scn, scheme),
+                        scn.expect.visits,
+                        start_utc + timedelta(seconds=scn.duration_s),
+                    ),
+                    sim_end,
+                )
             publish = {
                 "published": link.published,
                 "timed_out_and_retried": link.timeouts,
@@ -825,7 +880,9 @@ async def _play_and_judge(
         behind=behind,
         jobs=sim.world.jobs,
     )
-    verdict = compute(sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end, scn.drain_s)
+    verdict = compute(
+        sim.rec, db, scheme, scn.expect, sleep_in, facts, sim_end, scn.drain_s, visit_facts
+    )
     verdict.update(
         {
             "scenario": scn.name,

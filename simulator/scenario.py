@@ -102,12 +102,27 @@ class SilentHandset(BaseModel):
 
 
 class PlannedVisits(BaseModel):
-    """Commissioned visits: the run's carers are away at a client's home (not alarms)."""
+    """Commissioned visits. With ``schedule`` the runs play the scheme's visit schedule through
+    the gateway (check-in and check-out on the handset, cancellations through the API:
+    ``simulator.visits``); without it, ``count`` visits only keep the run's carers busy
+    locally (the gateway never hears of them)."""
 
     model_config = _STRICT
 
     count: int = Field(default=0, ge=0)
     duration_s: Dist = Dist(median=900, p90=1500, min=300)
+    schedule: Path | None = Field(
+        default=None, description="The visit schedule file (the one the gateway loads)."
+    )
+    late_probability: float = Field(default=0.1, ge=0, le=1)
+    late_s: Dist = Dist(median=1500, p90=2400, min=960, max=3600)
+    early_s: float = Field(default=300, ge=0, description="On-time arrivals: up to this early.")
+    on_time_s: float = Field(default=240, ge=0, description="...or up to this late.")
+    frustrated_probability: float = Field(default=0.05, ge=0, le=1)
+    cancel: int = Field(default=0, ge=0, description="Visits cancelled through the API.")
+    no_show_runs: list[str] = Field(
+        default_factory=list, description="Runs whose carers never check in to a visit."
+    )
 
 
 class Carers(BaseModel):
@@ -203,6 +218,24 @@ class AcceptWithin(BaseModel):
     min_pct: float = Field(ge=0, le=100)
 
 
+class ExpectVisits(BaseModel):
+    """Planned visits' checks (docs/scenarios.md, "Planned visits")."""
+
+    model_config = _STRICT
+
+    max_not_made: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many visits due in the run never made (checked in,"
+        " frustrated or cancelled); None: reported, not judged (a busy night's tail of visits"
+        " not reached by 07:00 is the night's load, not the product's).",
+    )
+    alert_within_s: float = Field(
+        default=120, gt=0, description="Late alert / non-arrival at most this long after due."
+    )
+    callouts_on_site_within_target_pct: float | None = Field(default=100, ge=0, le=100)
+
+
 class Expect(BaseModel):
     """Thresholds the verdict must meet; unset ones are not checked."""
 
@@ -215,6 +248,7 @@ class Expect(BaseModel):
     min_on_site_within_target_pct: float | None = None
     dead_letters_match: bool = False
     max_no_contact_alerts: int | None = None
+    visits: ExpectVisits | None = None
 
 
 class Scenario(BaseModel):

@@ -109,8 +109,34 @@ class Visit:
     duration_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class PlayRun:
+    """A run's pair start making tonight's visits of the schedule file (``simulator.visits``)."""
+
+    run: str
+    carers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelVisit:
+    """Cancel a planned visit through the API, as the control room would."""
+
+    visit_id: str
+    by: str  # "person" or "council"
+
+
 Action = (
-    Login | Logout | SendEvent | SendCallout | Resend | SendBad | QuietHub | HandsetSilent | Visit
+    Login
+    | Logout
+    | SendEvent
+    | SendCallout
+    | Resend
+    | SendBad
+    | QuietHub
+    | HandsetSilent
+    | Visit
+    | PlayRun
+    | CancelVisit
 )
 
 
@@ -310,10 +336,31 @@ def _bad(scn: Scenario, alarms: list[Planned], rng: random.Random) -> list[Plann
     return out
 
 
+def _schedule_visits(scn: Scenario, scheme: Scheme, seed: int) -> list[Planned]:
+    """The schedule file's runs, and the visits cancelled through the API (own generators,
+    keyed by the seed: the rest of the schedule is the same with or without visits)."""
+    from simulator import visits  # it uses this module's draws
+
+    loaded = visits.load_tonight(scn, scheme)
+    if loaded is None:
+        return []
+    _schedule, tonight = loaded
+    runs = runs_at_start(scn, scheme)
+    out = [
+        Planned(1.0, PlayRun(r, tuple(c for c in runs.get(r, ()) if c not in scn.carers.absent)))
+        for r in sorted({v.run for v in tonight})
+    ]
+    start = scn.start.replace(tzinfo=scheme.tz)
+    cfg = scn.carers.planned_visits
+    for at, visit_id, by in visits.cancellations(seed, tonight, cfg, start):
+        out.append(Planned(at, CancelVisit(visit_id, by)))
+    return out
+
+
 def _visits(scn: Scenario, scheme: Scheme, rng: random.Random) -> list[Planned]:
     pv = scn.carers.planned_visits
     runs = runs_at_start(scn, scheme)
-    if not runs or pv.count == 0:
+    if not runs or pv.count == 0 or pv.schedule is not None:
         return []
     out: list[Planned] = []
     names = list(runs)
@@ -347,5 +394,6 @@ def build_schedule(scn: Scenario, scheme: Scheme, seed: int | None = None) -> li
     plan += _faults(scn, scheme, rng)
     plan += _bad(scn, events, rng)
     plan += _visits(scn, scheme, rng)
+    plan += _schedule_visits(scn, scheme, scn.seed if seed is None else seed)
     order = {id(p): i for i, p in enumerate(plan)}
     return sorted(plan, key=lambda p: (p.at_s, order[id(p)]))

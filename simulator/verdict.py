@@ -28,6 +28,8 @@ import psycopg
 from devices.scheme import Scheme
 from simulator.scenario import Expect
 from simulator.timekeeping import STALL_MIN_S, Intervals
+from simulator.visit_verdict import VisitFacts
+from simulator.visit_verdict import judge as judge_visits
 
 # The gateway derives alarm ids from what opened them (a protocol fact, copied not imported):
 # uuid5(ns, "event/<scheme>/<device_id>/<event_id>") and uuid5(ns, "callout/<scheme>/<callout_id>").
@@ -259,9 +261,11 @@ def compute(
     run: RunFacts | None = None,
     until: datetime | None = None,
     expect_drain_s: float = 3600.0,
+    visits: VisitFacts | None = None,
 ) -> dict[str, Any]:
     """The verdict from what was sent and what the database holds; ``expect_drain_s`` is the
-    scenario's drain (scheme seconds), the slack an alarm open at the end had."""
+    scenario's drain (scheme seconds), the slack an alarm open at the end had. ``visits``:
+    tonight's planned visits and their records, for a scenario that plays a visit schedule."""
     run = run or RunFacts()
     by_alarm: dict[str, list[Step]] = defaultdict(list)
     for row in db.steps:
@@ -305,6 +309,7 @@ def compute(
     arrive_s: list[float] = []
     accept_results: list[tuple[bool, bool]] = []
     site_results: list[tuple[bool, bool]] = []
+    callout_site: list[tuple[bool, bool]] = []
     accepted = arrived = resolved = cancelled = escalated = 0
     order_faults: list[dict[str, Any]] = []
     bar = expect.accepted_within.seconds if expect.accepted_within else None
@@ -334,6 +339,8 @@ def compute(
         if target is not None and not was_cancelled:
             got = _timed(raised[2], arr[2] if arr else None, end, target, stalls, since)
             site_results.append(got)
+            if own[alarm_id].callout:
+                callout_site.append(got)
     gw_only = [k for k, rows in by_alarm.items() if k not in own and rows[0][1] == "raised"]
     double_recorded = sum(1 for n in db.events.values() if n > 1)
     per_carer: dict[str, set[str]] = defaultdict(set)
@@ -399,6 +406,16 @@ def compute(
     product = product_checks(v, expect)
     v["product_checks"] = product
     timing = timing_checks(v, expect, accept_results, site_results, stalls)
+    if visits is not None and end is not None:
+        vp, vt, figures = judge_visits(visits, end, stalls, callout_site)
+        v.update(figures)
+        if v.get("gateway_far_behind"):
+            for c in vt:
+                if c["status"] == "fail":
+                    c.update(status="not judged", ok=None)
+        product += vp
+        v["product_checks"] = product
+        timing += vt
     v["run"] = run_health(v, run, gw, stalls, timing)
     v["timing_checks"] = timing
     v["checks"] = product + timing

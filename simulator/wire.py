@@ -87,6 +87,22 @@ def action(
     return str(a.action_id), a.model_dump_json(exclude_none=True).encode()
 
 
+def visit_action(
+    action: str, visit_id: str, at: datetime, reason: str | None = None
+) -> tuple[str, bytes]:
+    """A planned-visit check-in, check-out or frustrated visit (docs/visits.md)."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "visit_action_id": str(uuid.uuid4()),
+        "action": action,
+        "visit_id": visit_id,
+        "at": at.isoformat(),
+    }
+    if reason is not None:
+        body["reason"] = reason
+    return body["visit_action_id"], json.dumps(body).encode()
+
+
 def bad_message(
     reason: str, token: int, scheme: Scheme, layout: TopicLayout, at: datetime
 ) -> tuple[str, bytes]:

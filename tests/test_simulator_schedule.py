@@ -9,7 +9,17 @@ import pytest
 
 from devices.scheme import load_scheme
 from simulator.scenario import SCENARIO_DIR, Dist, load_scenario
-from simulator.schedule import Login, Logout, SendCallout, SendEvent, Visit, build_schedule, draw
+from simulator.schedule import (
+    CancelVisit,
+    Login,
+    Logout,
+    PlayRun,
+    SendCallout,
+    SendEvent,
+    Visit,
+    build_schedule,
+    draw,
+)
 from simulator.verdict import pct
 
 NAMES = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
@@ -51,12 +61,15 @@ def test_sick_carer_never_logs_in() -> None:
     assert not logged & set(scn.carers.absent)
 
 
-def test_thurrock_has_visits_for_pairs_and_edt_callouts() -> None:
+def test_thurrock_plays_its_schedule_by_pairs_and_has_edt_callouts() -> None:
     scn = load_scenario("thurrock-ooh")
     plan = build_schedule(scn, load_scheme(scn.scheme_path()))
-    visits = [p.action for p in plan if isinstance(p.action, Visit)]
-    assert len(visits) == 55
-    assert all(len(v.carers) == 2 for v in visits)
+    runs = [p.action for p in plan if isinstance(p.action, PlayRun)]
+    assert [r.run for r in runs] == ["run-1", "run-2", "run-3"]
+    assert all(len(r.carers) == 2 for r in runs)
+    assert not [p for p in plan if isinstance(p.action, Visit)]  # no local-only visits
+    cancels = [p for p in plan if isinstance(p.action, CancelVisit)]
+    assert len(cancels) == 2 and all(p.at_s > 0 for p in cancels)
     assert sum(isinstance(p.action, SendCallout) for p in plan) == 3
 
 

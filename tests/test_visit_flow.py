@@ -6,15 +6,20 @@ run-2 ooh-03 + ooh-04, run-3 ooh-05 + ooh-06.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from devices.events import EventKind, Priority
-from devices.scheme import load_scheme
-from devices.visits import load_schedule, schedule_beside
-from gateway.engine import persist
+from devices.scheme import SchemeError, load_scheme
+from devices.visits import load_schedule, load_schedules, schedule_beside
+from gateway.engine import persist, visit_flow
 from gateway.engine import visits as V
 from gateway.engine.core import Core, EngineState
 from gateway.engine.model import (
@@ -89,6 +94,10 @@ class Night:
 
 def alerts(cmds: list[Command], code: str) -> list[NotifyControlRoom]:
     return [c for c in cmds if isinstance(c, NotifyControlRoom) and c.code == code]
+
+
+def rows_of(cmds: list[Command], step: str, visit_id: str | None = None) -> list[RecordVisit]:
+    return rows(cmds, step, visit_id)
 
 
 def rows(cmds: list[Command], step: str, visit_id: str | None = None) -> list[RecordVisit]:
@@ -283,9 +292,178 @@ def test_moves_and_extras_come_from_the_control_room() -> None:
 
 def test_the_plan_survives_a_restart() -> None:
     n = Night()
+    rows: dict[str, Any] = {}
+
+    def persist_pass() -> None:
+        # As the shell does after each pass: write the rows that changed.
+        upserts, deletes = persist.changed_rows(n.state, n.state.take_dirty())
+        rows.update({k: json.loads(v) for k, v in upserts.items()})
+        for k in deletes:
+            rows.pop(k, None)
+
     n.until(at(23, 20))
+    persist_pass()
     n.visit("ooh-01", "check_in", "r1-01")
-    back = persist.state_from_json(persist.state_to_json(n.state))
+    persist_pass()
+    assert f"visits:{THR.id}/{NIGHT.isoformat()}" in rows
+    back, _ = persist.state_from_rows(rows, n.state.carers, n.state.device_seen)
     assert back.visit_plans == n.state.visit_plans
+    assert back.visit_plans[V.plan_key(THR.id, NIGHT)].visits["r1-01"].carer == "ooh-01"
+    assert persist.state_from_json(persist.state_to_json(n.state)).visit_plans == (
+        n.state.visit_plans
+    )
     for plan in n.state.visit_plans.values():
         assert persist.plan_from_json(to_json(plan)) == plan
+    # A restarted core carries on: no second plan, no alert raised again.
+    again = Night(at(23, 20), login=False)
+    again.state = back
+    cmds = again.until(at(23, 40))
+    assert not rows_of(cmds, "planned")
+    # After the night ends and the next has begun, last night's plan is dropped from memory
+    # (its record is in visit_events) a night later, and its row deleted.
+    n.until(at(7, 1))
+    persist_pass()
+    n.now = at(7, 1) + timedelta(days=2)
+    n.feed(TickIn())
+    persist_pass()
+    assert f"visits:{THR.id}/{NIGHT.isoformat()}" not in rows
+
+
+def test_a_checked_in_run_is_at_the_clients_home() -> None:
+    n = Night()
+    n.until(at(23, 15))
+    n.visit("ooh-02", "check_in", "r1-01")
+    flat = THR.resident("THR-4100").flat  # type: ignore[union-attr]
+    for c in ("ooh-01", "ooh-02"):
+        assert n.state.carers[f"{THR.id}/{c}"].position.flat == flat
+    assert n.state.carers[f"{THR.id}/ooh-03"].position.flat != flat
+
+
+# ---- properties ----------------------------------------------------------------------------
+
+VISIT_IDS = sorted(PLAN.visits())
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick"), st.integers(1, 40)),
+        # Mostly a carer of the visit's run (index 0 or 1 of its pair), sometimes anyone.
+        st.tuples(
+            st.sampled_from(["check_in", "check_in", "check_out", "frustrated", "contacted"]),
+            st.integers(0, 7),
+            st.sampled_from(VISIT_IDS),
+        ),
+        # A call for the client of a visit: the run at that home is the nearest.
+        st.tuples(
+            st.just("callout"),
+            st.sampled_from([Priority.P1, Priority.P2, Priority.P3]),
+            st.sampled_from(VISIT_IDS),
+        ),
+        st.tuples(st.just("accept"), st.integers(0, 5)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=STEPS)
+def test_planned_work_is_counted_and_every_visit_closes(steps: list[tuple[Any, ...]]) -> None:
+    """Whatever happens in a night: no P2/P3 offer goes to a carer whose run is on a visit,
+    each alert is raised once per visit and agreed time, and by 07:00 no visit is open."""
+    n = Night(at(23, 0))
+    n.until(at(23, 5))
+    offers: list[SendOffer] = []
+    for i, step in enumerate(steps):
+        busy_before = set(visit_flow.carers_on_visits(n.core, _tx(n), THR.id))
+        if step[0] == "tick":
+            cmds = n.until(n.now + timedelta(minutes=step[1]))
+        elif step[0] == "callout":
+            client = n.plan().visits[step[2]].client
+            cmds = n.feed(
+                CalloutIn(THR.id, f"co-{i}", client, step[1], "help", n.now, n.now, "edt")
+            )
+        elif step[0] == "accept":
+            live = [o for o in offers if n.state.alarms.get(o.alarm_id) is not None]
+            if not live:
+                continue
+            o = live[step[1] % len(live)]
+            cmds = n.feed(ActionIn(THR.id, o.carer_id, ActionKind.ACCEPT, o.alarm_id, o.offer_id))
+        else:
+            kw = {"reason": "no_access"} if step[0] == "frustrated" else {}
+            run = n.plan().visits[step[2]].run
+            pair = sorted(s.carer for s in THR.rota if s.run == run)
+            carer = pair[step[1]] if step[1] < len(pair) else CARERS[step[1] % len(CARERS)]
+            cmds = n.visit(carer, step[0], step[2], **kw)
+        busy_after = set(visit_flow.carers_on_visits(n.core, _tx(n), THR.id))
+        for c in cmds:
+            if not isinstance(c, SendOffer):
+                continue
+            offers.append(c)
+            a = n.state.alarms[c.alarm_id]
+            if a.priority in (Priority.P2, Priority.P3) and c.role != "all":
+                assert c.carer_id not in busy_before & busy_after, (c, busy_before)
+    n.until(at(7, 0))
+    plan = n.plan()
+    assert plan.ended
+    assert all(v.status is not V.VisitStatus.PLANNED for v in plan.visits.values())
+    for step_name in ("late_alert", "contact_due", "non_arrival", "missed"):
+        seen = [(r.visit_id, r.agreed_at) for r in rows(n.log, step_name) if r.night == NIGHT]
+        assert len(seen) == len(set(seen)), step_name
+
+
+def _tx(n: Night) -> Any:
+    from gateway.engine.core import _Tx
+
+    return _Tx(n.state, n.now)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+
+def test_schedules_load_beside_the_scheme_or_explicitly_and_a_bad_one_names_its_line(
+    tmp_path: Path,
+) -> None:
+    schemes = {THR.id: THR}
+    got = load_schedules({THR.id: EXAMPLE}, [], schemes)
+    assert got[THR.id] == PLAN  # thurrock-ooh.visits.yaml beside thurrock-ooh.yaml
+    text = schedule_beside(EXAMPLE).read_text()
+    short = tmp_path / "short.yaml"
+    short.write_text(text.replace("late_alert_min: 15", "late_alert_min: 10"))
+    assert load_schedules({THR.id: EXAMPLE}, [short], schemes)[THR.id].late_alert_min == 10
+    assert load_schedules({THR.id: tmp_path / "nothing-beside.yaml"}, [], schemes) == {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("client: THR-4114", "client: THR-9999"))
+    with pytest.raises(SchemeError) as info:
+        load_schedules({THR.id: EXAMPLE}, [bad], schemes)
+    line = next(i for i, x in enumerate(bad.read_text().splitlines(), 1) if "THR-9999" in x)
+    assert f"bad.yaml:{line}:" in str(info.value) and "THR-9999" in str(info.value)
+    with pytest.raises(SchemeError, match="second schedule"):
+        load_schedules({THR.id: EXAMPLE}, [short, short], schemes)
+
+
+def test_lateness_is_judged_only_up_to_what_has_arrived() -> None:
+    """A gateway behind on its input must not call a visit late whose check-in it holds."""
+    n = Night()
+    n.until(at(1, 40))
+    # Ingest has got only to 01:42: at 01:50 on the clock, r1-03 (01:30) is not yet late.
+    n.now = at(1, 50)
+    for c in CARERS:
+        n.feed(PresenceIn(THR.id, c, "heartbeat"))
+    held = n.feed(TickIn(horizon=at(1, 42), behind="backlog"))
+    assert not [a for a in alerts(held, "visit_late") if a.detail["visit_id"] == "r1-03"]
+    # The check-in it was holding, received at 01:43, is applied now: late under 15 minutes.
+    got = n.feed(VisitActionIn(THR.id, "ooh-01", "a-1", "check_in", "r1-03", at(1, 43)))
+    assert rows(got, "checked_in", "r1-03")[0].detail["punctuality"] == "late_under_15"
+    caught_up = n.until(at(2, 10))
+    assert not [a for a in alerts(caught_up, "visit_late") if a.detail["visit_id"] == "r1-03"]
+
+
+def test_a_check_in_received_before_seven_belongs_to_the_night_that_ended() -> None:
+    n = Night(at(6, 0))
+    n.until(at(6, 30))
+    n.now = at(7, 0) + timedelta(minutes=2)  # applied after 07:00, received at 06:59
+    got = n.feed(VisitActionIn(THR.id, "ooh-05", "a-2", "check_in", "r3-06", at(6, 59)))
+    [row] = rows(got, "checked_in", "r3-06")
+    assert row.night == NIGHT
+    n.feed(TickIn())
+    assert n.plan().ended
+    assert n.plan().visits["r3-06"].status is V.VisitStatus.CHECKED_IN
+    assert "r3-06" not in {r.visit_id for r in rows(n.log, "missed")}

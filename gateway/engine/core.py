@@ -1524,7 +1524,9 @@ class Core:
             a = tx.alarm_map().get(aid)
             if a is not None and not a.is_open:
                 tx.drop_alarm(aid)
-        visit_flow.on_tick(self, tx)  # planned visits: late, contact, critical, missed
+        # Planned visits: late, contact, critical, missed, judged up to the ingest horizon
+        # (a check-in still queued inside the gateway must not read as a late visit).
+        visit_flow.on_tick(self, tx, judge)
 
     def _no_contact(self, tx: _Tx, scheme: Scheme, key: str, judge: datetime) -> None:
         """A device silent for its allowed misses (up to the horizon): tell the control room,

@@ -149,17 +149,22 @@ def _plan_detail(v: V.Visit) -> dict[str, Any]:
     }
 
 
-def _end(core: Core, tx: _Tx, plan: V.NightPlan, schedule: VisitSchedule) -> V.NightPlan:
+def _end(
+    core: Core, tx: _Tx, plan: V.NightPlan, schedule: VisitSchedule, at: datetime
+) -> V.NightPlan:
     scheme = core.schemes[plan.scheme]
-    visits, effects = V.step(plan.visits, V.EndOfNight(tx.now), rules(schedule, scheme))
+    visits, effects = V.step(plan.visits, V.EndOfNight(at), rules(schedule, scheme))
     plan = replace(plan, visits=visits, ended=True)
     tx.put_plan(plan)
     _effects(core, tx, plan, effects)
     return plan
 
 
-def on_tick(core: Core, tx: _Tx) -> None:
-    """Late, contact, critical and end-of-night rules for every scheme with a schedule."""
+def on_tick(core: Core, tx: _Tx, judge: datetime | None = None) -> None:
+    """Late, contact, critical and end-of-night rules for every scheme with a schedule, judged
+    at ``judge`` (how far ingest has got; default now): what is still queued inside the
+    gateway may be exactly the check-in that makes the visit on time."""
+    at = tx.now if judge is None else min(judge, tx.now)
     for sid, schedule in core.schedules.items():
         scheme = core.schemes[sid]
         live = V.plan_night(tx.now, scheme.tz)
@@ -167,14 +172,16 @@ def on_tick(core: Core, tx: _Tx) -> None:
             if old.scheme != sid or old.night >= live:
                 continue
             if not old.ended:
+                if at < V.end_of_night(old.night, scheme.tz):
+                    continue  # check-ins from before 07:00 may still be queued
                 # Its visits ended at 07:00 (or the gateway was away then): close it now.
-                _end(core, tx, old, schedule)
+                _end(core, tx, old, schedule, at)
             elif old.night < live - timedelta(days=1):
                 tx.drop_plan(key)  # the record is in visit_events; memory keeps one night
         plan = ensure_plan(core, tx, sid, live)
         if plan is None or plan.ended:
             continue
-        visits, effects = V.step(plan.visits, V.Tick(tx.now), rules(schedule, scheme))
+        visits, effects = V.step(plan.visits, V.Tick(at), rules(schedule, scheme))
         if effects:
             plan = replace(plan, visits=visits)
             tx.put_plan(plan)
@@ -298,10 +305,12 @@ def on_action(core: Core, tx: _Tx, inp: VisitActionIn) -> None:
     scheme = core.schemes.get(inp.scheme)
     if scheme is None:
         return
-    plan = ensure_plan(core, tx, inp.scheme)
+    # The night is the one live when the gateway received the message, not when the engine
+    # got to it: a check-in at 06:59 applied after 07:00 belongs to the night that ended.
+    plan = ensure_plan(core, tx, inp.scheme, V.plan_night(inp.at, scheme.tz))
     if inp.action == VisitAction.CHECK_OUT.value:
         # A visit begun before 07:00 is checked out of last night's plan.
-        prev = tx.plan_map().get(V.plan_key(inp.scheme, V.night_of(tx.now, scheme.tz)))
+        prev = tx.plan_map().get(V.plan_key(inp.scheme, V.night_of(inp.at, scheme.tz)))
         held = prev.visits.get(inp.visit_id) if prev is not None else None
         if prev is not None and held is not None and held.status is V.VisitStatus.CHECKED_IN:
             plan = prev
@@ -365,6 +374,23 @@ def on_action(core: Core, tx: _Tx, inp: VisitActionIn) -> None:
             detail["by"] = inp.carer_id
     _answer(tx, inp, True, None)
     tx.cmds.append(_row(plan, new, step, inp.at, carer=inp.carer_id, **detail))
+    if action is not VisitAction.CONTACTED:
+        _at_the_door(core, tx, scheme, new)
+
+
+def _at_the_door(core: Core, tx: _Tx, scheme: Scheme, v: V.Visit) -> None:
+    """A run that checked in, out or was turned away is at the client's home: the nearest
+    alarm is judged from there, as after arriving at an alarm."""
+    resident = scheme.resident(v.client)
+    if resident is None or scheme.flat(resident.flat) is None:
+        return
+    for s in scheme.shifts_at(tx.now):
+        if s.run != v.run:
+            continue
+        c = tx.carer_map().get(f"{scheme.id}/{s.carer}")
+        if c is not None and c.position.flat != resident.flat:
+            pos = replace(c.position, flat=resident.flat, x=None, y=None)
+            tx.put_carer(replace(c, position=pos))
 
 
 # ---- the control room's changes --------------------------------------------------------------
