@@ -407,7 +407,10 @@ class EngineService:
     ) -> None:
         state = self.state
         # The whole pass is one transaction in memory as on disk: if the commit fails, the
-        # state is rolled back to what the database holds.
+        # state is rolled back to what the database holds. The API's reads (same event loop)
+        # may see this pass's state while its commit is awaited: a view a few milliseconds
+        # early, never a message (carer pages and the outbox are told only after the commit),
+        # and a replay from the watermark after a failed commit makes the same state again.
         mark = state.begin()
         try:
             outbox: list[tuple[str, str]] = []
