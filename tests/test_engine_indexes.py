@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -20,12 +21,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from devices.events import EventKind
+from devices.scheme import load_scheme
+from devices.visits import load_schedule, schedule_beside
 from gateway.engine import routing
 from gateway.engine.core import Core, EngineState, _Tx
 from gateway.engine.model import (
     ActionIn,
     ActionKind,
-    Alarm,
     AlarmState,
     CarerStatus,
     DeviceModeIn,
@@ -40,6 +42,7 @@ from gateway.engine.model import (
     PromoteIn,
     TickIn,
     TimerIn,
+    VisitActionIn,
 )
 from gateway.engine.persist import changed_rows, state_from_rows, state_to_json
 from tests.engine_helpers import HZC, NIGHT, Driver
@@ -60,8 +63,8 @@ class Boom(Exception):
 
 
 class FaultyCore(Core):
-    """The real core, made to raise at the n-th alarm transition or coverage check of a step,
-    after it has already changed some of the state."""
+    """The real core, made to raise at the n-th command a step emits (or coverage check),
+    after it has already changed some of the state: any rule, visits' included."""
 
     fail_at: int | None = None
 
@@ -72,15 +75,23 @@ class FaultyCore(Core):
                 self.fail_at = None
                 raise Boom
 
-    def _transition(
-        self, tx: _Tx, a: Alarm, state: str, carer_id: str | None = None, **d: Any
-    ) -> Alarm:
-        self._countdown()
-        return super()._transition(tx, a, state, carer_id, **d)
+    def _step(self, tx: _Tx, inp: Input) -> None:
+        tx.cmds = _Countdown(self)
+        super()._step(tx, inp)
 
     def _check_coverage(self, tx: _Tx, scheme: Any) -> None:
         self._countdown()
         super()._check_coverage(tx, scheme)
+
+
+class _Countdown(list[Any]):
+    def __init__(self, core: FaultyCore) -> None:
+        super().__init__()
+        self.core = core
+
+    def append(self, item: Any) -> None:
+        self.core._countdown()
+        super().append(item)
 
 
 def expected_indexes(state: EngineState, core: Core) -> dict[str, Any]:
@@ -286,7 +297,7 @@ class Estate(RuleBasedStateMachine):
         self.d.state = back
 
     @rule(
-        fail_at=st.integers(min_value=1, max_value=4),
+        fail_at=st.integers(min_value=1, max_value=8),
         which=st.sampled_from(["press", "logout", "tick", "act", "login"]),
         device=st.sampled_from(ALARM_DEVICES),
         carer=st.sampled_from(CARERS),
@@ -373,3 +384,128 @@ def test_rolled_back_drop_returns_the_alarm_to_its_place() -> None:
     assert list(state.alarms) == order
     assert whole(state) == before
     assert state.index_snapshot() == state.rebuilt().index_snapshot()
+
+
+# ---- a night with planned visits (Thurrock out of hours): plans join the same state ----------
+
+THR_FILE = Path(__file__).resolve().parents[1] / "examples" / "thurrock-ooh.yaml"
+THR = load_scheme(THR_FILE)
+THR_PLAN = load_schedule(schedule_beside(THR_FILE), THR)
+THR_CARERS = sorted(c.id for c in THR.carers)
+THR_VISITS = sorted(THR_PLAN.visits())
+THR_PENDANTS = sorted(d.device_id for d in THR.devices if d.type.value in ("pendant", "hub"))
+THR_START = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
+
+
+class VisitNight(RuleBasedStateMachine):
+    """Visits, alarms and carers together: the indexes, the rows written for what changed (the
+    night's plan among them) and the undo of a failed step hold here too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core = FaultyCore({THR.id: THR}, schedules={THR.id: THR_PLAN})
+        self.d = Driver(THR_START, self.core)
+        self.initial = self.core.initial_state(THR_START)
+        self.rows: dict[str, Any] = {}
+        self.n = 0
+        for c in THR_CARERS:
+            self._feed(PresenceIn(THR.id, c, "login"))
+
+    def _feed(self, inp: Input) -> None:
+        self.d.feed(inp)
+        upserts, deletes = changed_rows(self.d.state, self.d.state.take_dirty())
+        for k in deletes:
+            self.rows.pop(k, None)
+        for k, v in upserts.items():
+            self.rows[k] = json.loads(v)
+
+    @rule(
+        carer=st.sampled_from(THR_CARERS),
+        action=st.sampled_from(["check_in", "check_out", "frustrated", "contacted"]),
+        visit=st.sampled_from(THR_VISITS),
+    )
+    def visit_action(self, carer: str, action: str, visit: str) -> None:
+        self.n += 1
+        reason = "no_access" if action == "frustrated" else None
+        self._feed(VisitActionIn(THR.id, carer, f"va-{self.n}", action, visit, self.d.now, reason))
+
+    @rule(device=st.sampled_from(THR_PENDANTS))
+    def press(self, device: str) -> None:
+        self.n += 1
+        kind = "pendant_press" if device.endswith("pendant") else "heartbeat"
+        self._feed(EventIn(THR.id, f"e-{self.n}", device, kind, self.d.now, self.d.now))
+
+    @rule(carer=st.sampled_from(THR_CARERS), what=st.sampled_from(["login", "logout"]))
+    def presence(self, carer: str, what: str) -> None:
+        self._feed(PresenceIn(THR.id, carer, what))
+
+    @rule(minutes=st.integers(min_value=1, max_value=90))
+    def time_passes(self, minutes: int) -> None:
+        self.d.advance(minutes * 60)
+        for c in THR_CARERS:
+            if self.d.state.carers[f"{THR.id}/{c}"].logged_in:
+                self._feed(PresenceIn(THR.id, c, "heartbeat"))
+        self._feed(TickIn())
+
+    @precondition(lambda self: any(a.offers for a in self.d.state.alarms.values()))
+    @rule(data=st.data())
+    def accept(self, data: st.DataObject) -> None:
+        held = sorted(
+            (a.alarm_id, o.carer_id, o.offer_id)
+            for a in self.d.state.alarms.values()
+            for o in a.offers
+        )
+        alarm_id, carer, offer = data.draw(st.sampled_from(held))
+        self._feed(ActionIn(THR.id, carer, ActionKind.ACCEPT, alarm_id, offer))
+
+    @rule(
+        fail_at=st.integers(min_value=1, max_value=12),
+        minutes=st.integers(0, 120),
+        carer=st.sampled_from(THR_CARERS),
+        action=st.sampled_from(["check_in", "check_out", "tick"]),
+        visit=st.sampled_from(THR_VISITS),
+    )
+    def a_step_fails_part_way(
+        self, fail_at: int, minutes: int, carer: str, action: str, visit: str
+    ) -> None:
+        before = whole(self.d.state)
+        indexes = self.d.state.index_snapshot()
+        self.d.advance(minutes * 60)
+        self.n += 1
+        inp: Input = (
+            TickIn()
+            if action == "tick"
+            else VisitActionIn(THR.id, carer, f"va-{self.n}", action, visit, self.d.now)
+        )
+        self.core.fail_at = fail_at
+        try:
+            self._feed(inp)
+        except Boom:
+            assert whole(self.d.state) == before, "a failed step changed the state"
+            assert self.d.state.index_snapshot() == indexes
+        finally:
+            self.core.fail_at = None
+
+    @rule()
+    def restart(self) -> None:
+        back, _ = state_from_rows(self.rows, self.initial.carers, self.d.state.device_seen)
+        assert back == self.d.state, "the rows written for what changed lost something"
+        back.bind_supervision(self.core.limits)
+        self.d.state = back
+
+    @invariant()
+    def indexes_agree(self) -> None:
+        got = self.d.state.index_snapshot()
+        for name, value in expected_indexes(self.d.state, self.core).items():
+            assert got[name] == value, f"index {name} disagrees with the state"
+        assert got == self.d.state.rebuilt().index_snapshot()
+        self.d.state.check_heaps()
+
+
+VisitNight.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestVisitNight = VisitNight.TestCase

@@ -467,3 +467,18 @@ def test_a_check_in_received_before_seven_belongs_to_the_night_that_ended() -> N
     assert n.plan().ended
     assert n.plan().visits["r3-06"].status is V.VisitStatus.CHECKED_IN
     assert "r3-06" not in {r.visit_id for r in rows(n.log, "missed")}
+
+
+def test_a_carer_ringing_ahead_records_the_contact_and_no_task_is_raised() -> None:
+    n = Night()
+    n.until(at(1, 40))
+    early = n.visit("ooh-02", "contacted", "r1-03", note_len=20)
+    assert [r.ok for r in early if isinstance(r, VisitResult)] == [True]
+    assert rows(early, "contacted", "r1-03")[0].detail == {"by": "ooh-02", "note_len": 20}
+    later = n.until(at(2, 5))
+    assert [a for a in alerts(later, "visit_late") if a.detail["visit_id"] == "r1-03"]
+    assert not [a for a in alerts(later, "visit_contact_due") if a.detail["visit_id"] == "r1-03"]
+    again = n.visit("ooh-01", "contacted", "r1-03")
+    assert [(r.ok, r.reason) for r in again if isinstance(r, VisitResult)] == [
+        (False, "the contact is already recorded")
+    ]

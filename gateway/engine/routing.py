@@ -96,12 +96,21 @@ def routable(
     scheme: Scheme, c: CarerState, now: datetime, handset_timeout_s: int
 ) -> tuple[bool, str]:
     """Could this carer be offered anything at all right now? (reason when not)"""
-    roles = on_shift_roles(scheme, c.carer_id, now)
+    return _routable(
+        on_shift_roles(scheme, c.carer_id, now), c, now - timedelta(seconds=handset_timeout_s)
+    )
+
+
+def _routable(
+    roles: frozenset[ShiftRole], c: CarerState, heard_since: datetime
+) -> tuple[bool, str]:
+    """``routable`` with the carer's roles now and the oldest live handset time worked out
+    (once for every carer of an offer, not once each)."""
     if not roles & ROUTABLE_ROLES:
         return False, "on call (senior, told on escalation)" if roles else "off shift"
     if not c.logged_in:
         return False, "logged out"
-    if not handset_live(c, now, handset_timeout_s):
+    if c.handset_seen is None or c.handset_seen < heard_since:  # as ``handset_live``
         return False, "handset silent"
     if c.status is CarerStatus.ON_BREAK:
         return False, "on break"
@@ -129,9 +138,11 @@ def evaluate(
     out: list[Candidate] = []
     live = {o.carer_id for o in alarm.offers}
     needs = required_skills(alarm)
+    on_duty = _rota_at(scheme, now)[0]
+    heard_since = now - timedelta(seconds=handset_timeout_s)
     for carer in scheme.carers:
         c = carers.get(carer_key(scheme.id, carer.id)) or CarerState(carer.id, scheme.id)
-        ok, why = routable(scheme, c, now, handset_timeout_s)
+        ok, why = _routable(on_duty.get(carer.id, _NO_ROLES), c, heard_since)
         preempts = None
         if ok and (carer.id in alarm.tried or carer.id in exclude):
             ok, why = False, "already offered this alarm"

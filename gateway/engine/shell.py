@@ -332,7 +332,9 @@ class EngineService:
             for a in due[:TIMERS_PER_PASS]:
                 assert a.deadline is not None  # only alarms with a deadline are due
                 inputs.append((TimerIn(a.alarm_id, a.deadline.epoch), None))
-            if now >= next_tick:
+            # The tick also fires every overdue deadline (a safety net): while a catch-up is
+            # being worked through in bounded passes it waits, or it would do them all at once.
+            if now >= next_tick and len(due) <= TIMERS_PER_PASS:
                 inputs.append((TickIn(self.horizon, self.behind), None))
                 next_tick = now + timedelta(seconds=tick_every)
             if inputs:
@@ -405,7 +407,10 @@ class EngineService:
     ) -> None:
         state = self.state
         # The whole pass is one transaction in memory as on disk: if the commit fails, the
-        # state is rolled back to what the database holds.
+        # state is rolled back to what the database holds. The API's reads (same event loop)
+        # may see this pass's state while its commit is awaited: a view a few milliseconds
+        # early, never a message (carer pages and the outbox are told only after the commit),
+        # and a replay from the watermark after a failed commit makes the same state again.
         mark = state.begin()
         try:
             outbox: list[tuple[str, str]] = []

@@ -346,6 +346,7 @@ def _apply(v: Visit, inp: Input, rules: Rules) -> tuple[Visit, str | None]:
             agreed_at=inp.agreed_at,
             late_alerted=False,
             contact_raised=False,
+            contacted_at=None,
             non_arrival_opened=False,
         ), None
     if isinstance(inp, PulledAway):
@@ -354,8 +355,11 @@ def _apply(v: Visit, inp: Input, rules: Rules) -> tuple[Visit, str | None]:
         # Taken off a visit in progress, it is open again: late and missed rules apply.
         return replace(v, status=VisitStatus.PLANNED, pulled_away=inp.alarm_id), None
     if isinstance(inp, Contacted):
-        if not v.contact_raised or v.contacted_at is not None:
+        if v.contacted_at is not None:
+            return v, "the contact is already recorded"
+        if not v.contact_raised and s is not VisitStatus.PLANNED:
             return v, "no contact task is open for this visit"
+        # A carer running late may ring ahead: then no contact task is raised at +30.
         return replace(v, contacted_at=inp.at), None
     return v, "not a visit input"
 
@@ -374,6 +378,7 @@ def _tick(out: dict[str, Visit], now: datetime, rules: Rules) -> list[Effect]:
         if (
             not v.critical
             and not v.contact_raised
+            and v.contacted_at is None
             and late_by >= timedelta(minutes=rules.contact_min)
         ):
             v = replace(v, contact_raised=True)

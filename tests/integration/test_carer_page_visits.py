@@ -12,14 +12,18 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from api_models import Role
+from devices.scheme import load_scheme
+from devices.visits import load_schedule, schedule_beside
 from tests.conftest import REPO, GatewayEnv
 from tests.integration.test_carer_page import browser  # noqa: F401 - the shared fixture
-from tests.integration.test_visits_gateway import PLAN, START, THURROCK
+from tests.integration.test_visits_gateway import START, THURROCK
 
 pytestmark = pytest.mark.integration
 
 SCHEME = "thurrock-ooh"
 CARER = "ooh-01"
+_PLAN = load_schedule(schedule_beside(THURROCK), load_scheme(THURROCK))
+RUN_1 = sum(len(r.visits) for r in _PLAN.runs if r.run == "run-1")
 
 
 @pytest.fixture
@@ -57,8 +61,7 @@ def test_the_carer_checks_in_and_out_of_a_visit_on_the_page(
         page.click("#signin-btn")
         expect(page.locator("body")).to_have_attribute("data-conn", "live", timeout=20_000)
         visits = page.get_by_test_id("visit")
-        run_1 = sum(run == "run-1" for run, _ in PLAN)
-        expect(visits).to_have_count(run_1, timeout=20_000)  # run-1's visits, in order
+        expect(visits).to_have_count(RUN_1, timeout=20_000)  # run-1's visits, in order
         expect(page.locator("#run-name")).to_have_text("(run-1)")
         first = page.locator('[data-testid="visit"][data-visit="r1-01"]')
         expect(first.get_by_test_id("visit-status")).to_have_text("Planned")

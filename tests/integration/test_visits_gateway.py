@@ -17,7 +17,7 @@ import pytest
 from api_models import Role
 from devices.scheme import load_scheme
 from devices.topics import TopicLayout
-from devices.visits import load_schedule
+from devices.visits import load_schedule, schedule_beside
 from tests.conftest import REPO, GatewayEnv, Services, wait_for
 from tests.integration.night import rows
 from tests.mqtt_helpers import Recorder
@@ -25,17 +25,10 @@ from tests.mqtt_helpers import Recorder
 pytestmark = pytest.mark.integration
 
 THURROCK = REPO / "examples" / "thurrock-ooh.yaml"  # its .visits.yaml beside it is loaded too
-# How many visits the example plan has, and run-1's (the example grows with the simulator).
-PLAN = [
-    (r.run, v.id)
-    for r in load_schedule(
-        THURROCK.with_name("thurrock-ooh.visits.yaml"), load_scheme(THURROCK)
-    ).runs
-    for v in r.visits
-]
 SCHEME = "thurrock-ooh"
 START = datetime(2026, 11, 24, 23, 10, tzinfo=UTC)  # Tuesday night, GMT: local = UTC
 SPEED = 10.0
+PLANNED = len(load_schedule(schedule_beside(THURROCK), load_scheme(THURROCK)).visits())
 
 
 def _rows(dsn: str, sql: str) -> list[tuple[object, ...]]:
@@ -112,7 +105,7 @@ def test_check_in_over_mqtt_is_answered_and_recorded(
         assert (carer, run, client, str(night)) == ("ooh-01", "run-1", "THR-4100", "2026-11-24")
         assert isinstance(detail, dict) and detail["punctuality"] == "on_time"
         planned = rows(dsn, "SELECT count(*) FROM visit_events WHERE step = 'planned'")
-        assert planned[0][0] == len(PLAN)
+        assert planned[0][0] == PLANNED
         wait_for(
             lambda: rows(dsn, "SELECT 1 FROM dead_letters WHERE reason = 'unknown_visit'"),
             60,
@@ -137,7 +130,7 @@ def test_check_in_over_mqtt_is_answered_and_recorded(
         )
         # Built once a night, not again at the restart.
         planned = rows(dsn, "SELECT count(*) FROM visit_events WHERE step = 'planned'")
-        assert planned[0][0] == len(PLAN)
+        assert planned[0][0] == PLANNED
         # The control room sees tonight's visits with their status.
         got = gateway.process.api(Role.CONTROL_ROOM).get(f"/api/v1/visits/{SCHEME}")
         assert got.status_code == 200, got.text
