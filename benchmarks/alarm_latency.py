@@ -13,7 +13,11 @@ fires, and the lateness is the gap between the two offers at the handset less th
 
 The rate the gateway sustained is its accepted-message count over the window, and its CPU is
 its own CPU time over the same window. Run:
-    .venv/bin/python -m benchmarks.alarm_latency [--rates 0,500,2000,5000]
+    .venv/bin/python -m benchmarks.alarm_latency [--rates 0,500,2000,5000] [--ref main]
+
+``--ref REV`` runs the gateway as it was at a git revision (``git archive``) beside this one,
+each on its own private broker (with that revision's ``set_tcp_nodelay``) and database, level
+by level in one run, so before and after meet the same machine.
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ from benchmarks.common import (
     fresh_database,
     gateway_env,
     metrics,
-    spawn_gateway,
     stop,
     summary_ms,
     table,
     wait_ready,
     write_result,
 )
+from benchmarks.ingest_drain import export
 from devices.registry import DeviceType
 from devices.scheme import load_scheme
 from devices.topics import TopicLayout
@@ -342,6 +346,61 @@ def settle(url: str, timeout: float) -> None:
         time.sleep(1.0)
 
 
+class Subject:
+    """One gateway (this tree, or an exported revision) on its own private broker, database
+    and handsets, so two can be measured level by level in one run."""
+
+    def __init__(self, name: str, work: Path, dsn: str, src: Path, extra_broker: str) -> None:
+        self.name = name
+        self.work = work
+        self.dsn = dsn
+        self.src = src
+        self.broker = PrivateBroker(work / "broker", extra=extra_broker)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.h: Handsets | None = None
+        self.url = ""
+        self.layout: TopicLayout | None = None
+
+    def start(self, scheme_id: str, anchor: float) -> None:
+        self.broker.start()
+        tag = uuid.uuid4().hex[:8]
+        http = free_port()
+        self.url = f"http://127.0.0.1:{http}"
+        env = gateway_env(
+            self.work,
+            self.broker.port,
+            self.dsn,
+            http,
+            tag,
+            TELECARE_CLOCK__SPEED=str(SPEED),
+            TELECARE_CLOCK__START=NIGHT.isoformat(),
+            TELECARE_CLOCK__ANCHOR=repr(anchor),
+            TELECARE_ENGINE__TICK_S="50",
+        )
+        if self.src != REPO:
+            env["PYTHONPATH"] = str(self.src)
+        log = self.work / "gateway.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "gateway", "run"],
+                env=env,
+                cwd=self.src,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_ready(self.proc, self.url, log, 90)
+        self.layout = TopicLayout(f"b{tag}", f"bz{tag}")
+        self.h = Handsets(self.broker.port, self.layout, scheme_id, anchor)
+        self.h.log_in()
+
+    def close(self) -> None:
+        if self.h is not None:
+            self.h.close()
+        if self.proc is not None:
+            stop(self.proc)
+        self.broker.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="0,500,2000,5000")
@@ -349,6 +408,10 @@ def main() -> None:
     ap.add_argument("--timer-probes", type=int, default=2)
     ap.add_argument("--window", type=float, default=25.0, help="seconds of load per rate")
     ap.add_argument("--press-timeout", type=float, default=15.0)
+    ap.add_argument(
+        "--ref",
+        help="also the gateway (and broker config) at this git revision, level by level",
+    )
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     scheme = load_scheme(SCHEME)
@@ -358,73 +421,84 @@ def main() -> None:
             r = scheme.resident(d.resident)
             if r is not None:
                 pendants.append((d.device_id, r.flat))
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp, fresh_database() as dsn:
         work = Path(tmp)
-        with PrivateBroker(work / "broker") as broker:
-            tag = uuid.uuid4().hex[:8]
-            http = free_port()
-            url = f"http://127.0.0.1:{http}"
-            anchor = time.time()
-            env = gateway_env(
-                work,
-                broker.port,
-                dsn,
-                http,
-                tag,
-                TELECARE_CLOCK__SPEED=str(SPEED),
-                TELECARE_CLOCK__START=NIGHT.isoformat(),
-                TELECARE_CLOCK__ANCHOR=repr(anchor),
-                TELECARE_ENGINE__TICK_S="50",
+        subjects = [Subject("gateway", work / "gw", dsn, REPO, "")]
+        if args.ref:
+            src = export(args.ref, work / "src-ref")
+            # The broker as that revision shipped it: its template's lines, last one wins.
+            ref_conf = (src / "deploy/mosquitto/telecare-dev.conf.in").read_text()
+            nodelay = "set_tcp_nodelay true" if "\nset_tcp_nodelay true" in ref_conf else ""
+            subjects.append(
+                Subject(
+                    f"gateway@{args.ref}",
+                    work / "gw-ref",
+                    dsn,
+                    src,
+                    nodelay or "set_tcp_nodelay false",
+                )
             )
-            log = work / "gateway.log"
-            proc = spawn_gateway(env, log)
-            try:
-                wait_ready(proc, url, log, 90)
-                layout = TopicLayout(f"b{tag}", f"bz{tag}")
-                h = Handsets(broker.port, layout, scheme.id, anchor)
-                try:
-                    h.log_in()
-                    time.sleep(1.0)
-                    for rate in rates:
-                        r = level(
-                            h, rate, args, (proc.pid, url), broker.port, layout.root, pendants
-                        )
-                        results[str(rate)] = r
-                        p = r["press_to_offer"]
-                        print(
-                            f"  {rate:>5}/s offered: sustained {r['sustained_rate']:,.0f}/s,"
-                            f" press->offer p50 {p['p50_ms']:.1f} ms p99 {p['p99_ms']:.1f} ms",
-                            flush=True,
-                        )
-                        settle(url, 30)
-                finally:
-                    h.close()
-            finally:
-                stop(proc)
+        anchor = time.time()
+        try:
+            for sub in subjects:
+                sub.start(scheme.id, anchor)
+            time.sleep(1.0)
+            for rate in rates:
+                # Level by level, one gateway after the other: both see the same machine.
+                for sub in subjects:
+                    assert sub.h is not None and sub.proc is not None and sub.layout is not None
+                    r = level(
+                        sub.h,
+                        rate,
+                        args,
+                        (sub.proc.pid, sub.url),
+                        sub.broker.port,
+                        sub.layout.root,
+                        pendants,
+                    )
+                    results.setdefault(sub.name, {})[str(rate)] = r
+                    p = r["press_to_offer"]
+                    print(
+                        f"  {sub.name} {rate:>5}/s offered: sustained {r['sustained_rate']:,.0f}/s,"
+                        f" press->offer p50 {p['p50_ms']:.1f} ms p99 {p['p99_ms']:.1f} ms",
+                        flush=True,
+                    )
+                    settle(sub.url, 30)
+        finally:
+            for sub in subjects:
+                sub.close()
     rows = []
-    for rate, r in results.items():
-        p, f, t = r["press_to_offer"], r["broker_round_trip"], r["timer_lateness"]
-        rows.append(
-            [
-                "idle" if rate == "0" else f"{int(rate):,}/s",
-                round(r["sustained_rate"]),
-                r["gateway_cpu_pct_of_core"],
-                f["p50_ms"],
-                p["p50_ms"],
-                p["p99_ms"],
-                p["max_ms"],
-                r["presses_without_offer"],
-                t["p99_ms"],
-            ]
-        )
+    for name, levels in results.items():
+        for rate, r in levels.items():
+            p, f, t = r["press_to_offer"], r["broker_round_trip"], r["timer_lateness"]
+            cpu = r["gateway_cpu_pct_of_core"]
+            per_event = 1e4 * cpu / r["sustained_rate"] if r["sustained_rate"] else float("nan")
+            r["cpu_us_per_event"] = per_event
+            rows.append(
+                [
+                    name,
+                    "idle" if rate == "0" else f"{int(rate):,}/s",
+                    round(r["sustained_rate"]),
+                    cpu,
+                    per_event,
+                    f["p50_ms"],
+                    p["p50_ms"],
+                    p["p99_ms"],
+                    p["max_ms"],
+                    r["presses_without_offer"],
+                    t["p99_ms"],
+                ]
+            )
     print()
     print(
         table(
             [
+                "gateway",
                 "background",
                 "sustained/s",
                 "gw CPU %",
+                "CPU us/event",
                 "floor p50 ms",
                 "p50 ms",
                 "p99 ms",
@@ -435,10 +509,15 @@ def main() -> None:
             rows,
         )
     )
-    path = write_result(
-        "alarm_latency",
-        {"speed": SPEED, "presses": args.presses, "window_s": args.window, "levels": results},
-    )
+    body: dict[str, Any] = {
+        "speed": SPEED,
+        "presses": args.presses,
+        "window_s": args.window,
+        "levels": results["gateway"],
+    }
+    if args.ref:
+        body["ref"] = {"rev": args.ref, "levels": results.get(f"gateway@{args.ref}", {})}
+    path = write_result("alarm_latency", body)
     print(f"\nwritten {path.relative_to(REPO)}")
 
 

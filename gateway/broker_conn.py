@@ -9,6 +9,7 @@ credential differs, when the publisher has its own.
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -157,6 +158,21 @@ def mqtt_client(
         timeout=10,
         **kwargs,
     )
+
+
+def no_delay(client: aiomqtt.Client) -> bool:
+    """Turn Nagle's algorithm off on a connected client's socket (paho leaves it on).
+
+    With it on, a small packet written while an earlier one is still unacknowledged at the TCP
+    level waits for that ACK, and the peer's delayed ACK holds it up to 40 ms: an offer
+    published just after another packet, or a PUBACK sent just after a receipt, could wait
+    that long. Every packet the gateway writes is a whole MQTT packet it wants sent now.
+    False when there is no socket (not connected)."""
+    sock = client._client.socket()
+    if not isinstance(sock, socket.socket):  # None when not connected (an SSLSocket is one)
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return True
 
 
 class Backoff:

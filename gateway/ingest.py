@@ -41,7 +41,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.records import CalloutRecord, EventRecord, RecordType
 from devices.topics import TopicLayout
-from gateway.broker_conn import Backoff, mqtt_client
+from gateway.broker_conn import Backoff, mqtt_client, no_delay
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.fence import Fences
@@ -204,6 +204,7 @@ class Ingest:
             try:
                 client = self._client()
                 async with client:
+                    no_delay(client)
                     # Re-subscribe on every connect: cheap, and right even if the session was lost.
                     # Ready only once subscribed: before that, a first session hears nothing.
                     # No Local: the receipts this connection publishes under ``devices/#``

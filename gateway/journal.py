@@ -15,6 +15,7 @@ shipping watermark on it, so a new journal file never inherits an old file's seq
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 import threading
@@ -78,6 +79,11 @@ CREATE TABLE IF NOT EXISTS engine_log (
 """
 
 STREAMS = ("records", "dead_letters", "engine_log")
+
+# Records kept in memory after their commit (``Journal.recent``): the engine and the shipper
+# read what was just committed from here instead of reading it back from SQLite and validating
+# its JSON again. Older rows come from the file as before.
+TAIL_MAX = 4096
 
 _CONTACT = (
     "INSERT INTO device_contact (scheme, device_id, received_at) VALUES (?, ?, ?)"
@@ -164,6 +170,11 @@ class Journal:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        # The records committed by this process, in sequence order, at most ``2 * TAIL_MAX``;
+        # every committed record with ``seq >= _tail_from`` is in it (None: not open yet).
+        self._tail: list[JournalRecord] = []
+        self._tail_from: int | None = None
+        self._tail_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -189,6 +200,9 @@ class Journal:
             self._fill_contact(self._writer)
             for stream in STREAMS:
                 self.stats.heads[stream] = self.head(stream)
+            with self._tail_lock:
+                self._tail = []
+                self._tail_from = self.stats.heads["records"] + 1
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
 
@@ -229,6 +243,8 @@ class Journal:
             if conn is not None:
                 conn.close()
         self._writer = self._reader = None
+        with self._tail_lock:
+            self._tail, self._tail_from = [], None
 
     def commit(self, batch: Sequence[Incoming]) -> list[CommitResult]:
         """Write a batch in one transaction (one fsync) and say what was new."""
@@ -236,6 +252,7 @@ class Journal:
         if conn is None:
             raise JournalError("journal is not open")
         results: list[CommitResult] = []
+        written: list[JournalRecord] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
@@ -245,21 +262,28 @@ class Journal:
                 topic = escape_text(item.topic)
                 new = dup = 0
                 for rec in item.records:
+                    body = RECORDS.dump_json(rec.record).decode()
+                    rtype = rec.record_type.value
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO records"
                         " (record_type, key, scheme, topic, received_at, body)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            rec.record_type.value,
-                            rec.key,
-                            rec.scheme,
-                            topic,
-                            received,
-                            RECORDS.dump_json(rec.record).decode(),
-                        ),
+                        (rtype, rec.key, rec.scheme, topic, received, body),
                     )
                     if cur.rowcount == 1:
                         new += 1
+                        written.append(
+                            JournalRecord(
+                                int(cur.lastrowid or 0),
+                                rtype,
+                                rec.key,
+                                rec.scheme,
+                                topic,
+                                item.received_at,
+                                rec.record,
+                                body,
+                            )
+                        )
                         if isinstance(rec.record, EventRecord):
                             # Last contact per device, kept as events arrive: a restart reads
                             # it instead of grouping days of events (seconds on a big journal).
@@ -289,7 +313,33 @@ class Journal:
             raise JournalError(f"journal commit failed: {exc}") from exc
         self.stats.commits += 1
         self.stats.committed_messages += len(batch)
+        if written:
+            self._remember(written)
         return results
+
+    def _remember(self, written: list[JournalRecord]) -> None:
+        """Keep just-committed records for ``recent`` (only after COMMIT: never a row that
+        could still roll back)."""
+        with self._tail_lock:
+            if self._tail_from is None:
+                return
+            tail = self._tail
+            tail.extend(written)
+            if len(tail) > 2 * TAIL_MAX:
+                del tail[: len(tail) - TAIL_MAX]
+                self._tail_from = tail[0].seq
+
+    def recent(self, after_seq: int, limit: int) -> list[JournalRecord] | None:
+        """``read_records`` from memory, when every record after ``after_seq`` was committed
+        by this process and is still kept (the same records, as committed: not read back and
+        validated again); None when the file must be read instead. Cheap: safe on the loop."""
+        with self._tail_lock:
+            start = self._tail_from
+            if start is None or after_seq + 1 < start:
+                return None
+            tail = self._tail
+            i = bisect.bisect_right(tail, after_seq, key=_seq)
+            return tail[i : i + limit]
 
     def head(self, stream: str) -> int:
         """The highest sequence number written to a stream (0 when empty)."""
@@ -303,6 +353,9 @@ class Journal:
             return self._reader.execute(sql, args).fetchall()
 
     def read_records(self, after_seq: int, limit: int) -> list[JournalRecord]:
+        kept = self.recent(after_seq, limit)
+        if kept is not None:
+            return kept
         rows = self._read(
             "SELECT seq, record_type, key, scheme, topic, received_at, body FROM records"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -337,6 +390,14 @@ class Journal:
             (shipped.get("records", 0), cutoff),
         )
         removed = cur.rowcount
+        if removed:
+            upto = shipped.get("records", 0)
+            with self._tail_lock:
+                self._tail = [
+                    r
+                    for r in self._tail
+                    if not (r.seq <= upto and r.received_at.isoformat() < cutoff)
+                ]
         cur = self._writer.execute(
             "DELETE FROM dead_letters WHERE seq <= ?", (shipped.get("dead_letters", 0),)
         )
@@ -393,6 +454,7 @@ class EngineStore:
     def commit(self, c: EngineCommit, now: datetime) -> None:
         conn = self._w()
         try:
+            _relaxed(conn)
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "INSERT INTO engine_state (key, body) VALUES (?, ?)"
@@ -416,6 +478,8 @@ class EngineStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise JournalError(f"engine commit failed: {exc}") from exc
+        finally:
+            _strict(conn)
 
     def last_contact(self) -> dict[str, datetime]:
         """``"<scheme>/<device>"`` -> when the journal last received an event from it (kept
@@ -447,6 +511,7 @@ class EngineStore:
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         conn = self._w()
         try:
+            _relaxed(conn)
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
@@ -454,6 +519,8 @@ class EngineStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise JournalError(f"{what} failed: {exc}") from exc
+        finally:
+            _strict(conn)
 
     def enqueue(
         self, outbox: list[tuple[str, str]], log: list[tuple[str, str, str]], now: datetime
@@ -461,6 +528,7 @@ class EngineStore:
         """Add messages and log rows outside an engine pass (delivery alerts), in one commit."""
         conn = self._w()
         try:
+            _relaxed(conn)
             conn.execute("BEGIN IMMEDIATE")
             created = now.isoformat()
             conn.executemany(
@@ -473,6 +541,8 @@ class EngineStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise JournalError(f"outbox enqueue failed: {exc}") from exc
+        finally:
+            _strict(conn)
 
     def read_log(self, after_seq: int, limit: int) -> list[EngineLogRow]:
         rows = self.journal._read(
@@ -482,6 +552,27 @@ class EngineStore:
         return [
             EngineLogRow(r[0], r[1], datetime.fromisoformat(r[2]), json.loads(r[3])) for r in rows
         ]
+
+
+def _relaxed(conn: sqlite3.Connection) -> None:
+    """The engine's own writes (state, outbox, log, sent marks) commit without an fsync.
+
+    In WAL mode a commit at ``synchronous=NORMAL`` is in the WAL file when it returns: a
+    killed process (SIGKILL, a crash) loses nothing, only a power cut or a kernel crash can.
+    Those lose at most what was written since the last fsync, and the next input's commit
+    (``synchronous=FULL``) fsyncs the whole WAL, these writes with it. Everything the engine
+    writes is derived from journaled inputs, which are always fsynced before the broker is
+    acknowledged: after a power cut the engine replays them from its last durable watermark
+    and makes the same alarms (their ids are derived from the input) and offers again. Nothing
+    that anyone acted on can be lost that way: an action (an accept, say) is an input, and its
+    fsync makes durable every engine write before it. docs/reliability.md says the same.
+    """
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _strict(conn: sqlite3.Connection) -> None:
+    """Back to ``synchronous=FULL`` for ingest's commits (acknowledged to the broker)."""
+    conn.execute("PRAGMA synchronous=FULL")
 
 
 def _record(
@@ -502,6 +593,10 @@ def _record(
             why = str(exc).splitlines()[0] if str(exc) else repr(exc)
             return JournalRecord(seq, record_type, key, scheme, topic, at, None, body, why[:300])
     return JournalRecord(seq, record_type, key, scheme, topic, at, record, body)
+
+
+def _seq(r: JournalRecord) -> int:
+    return r.seq
 
 
 def _table(stream: str) -> str:

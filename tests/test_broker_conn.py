@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
+
 import aiomqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.broker_conn import Backoff, mqtt_client
+from gateway.broker_conn import Backoff, mqtt_client, no_delay
 from gateway.config import MqttSettings
 from gateway.flow import FlowControlledClient
+from tests.conftest import Services
 
 
 @given(
@@ -55,3 +59,15 @@ async def test_one_factory_builds_both_kinds_of_client() -> None:
     assert isinstance(ingest, FlowControlledClient)
     assert ingest.identifier == "gw"
     assert ingest._client._username == b"gw"
+
+
+async def test_no_delay_turns_nagle_off_on_the_connected_socket(services: Services) -> None:
+    m = MqttSettings(host=services.mqtt_host, port=services.mqtt_port)
+    client = mqtt_client(m, f"nodelay-{uuid.uuid4().hex[:8]}")
+    assert not no_delay(client)  # not connected: no socket yet
+    async with client:
+        sock = client._client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # paho's default
+        assert no_delay(client)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -172,3 +172,85 @@ def test_a_journal_from_before_the_contact_table_is_filled_once_at_open(tmp_path
         "s1/a": T0 + timedelta(minutes=3),
         "s1/c": T0,
     }
+
+
+# ---- just-committed records from memory (``Journal.recent``) -----------------------------
+
+
+def test_recent_records_are_the_records_the_file_holds(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    j.commit([incoming("a"), incoming("b"), incoming("a")])  # a duplicate is not a new row
+    j.commit([Incoming("t/x", T0, dead_letter=DeadLetter("bad_json", "x", b"{", 1))])
+    j.commit([incoming("c", T0 + timedelta(seconds=1))])
+    kept = j.recent(0, 10)
+    assert kept is not None and [r.key for r in kept] == ["a", "b", "c"]
+    assert j.recent(kept[0].seq, 1) == kept[1:2] and j.recent(kept[-1].seq, 10) == []
+    # The same records a reader of the file gets (a fresh process reads them from the file).
+    j.close()
+    j.open()
+    assert j.recent(0, 10) is None
+    from_file = j.read_records(0, 10)
+    assert from_file == kept
+
+
+def test_recent_covers_only_what_this_process_committed(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    j.commit([incoming("a")])
+    j.close()
+    j.open()
+    j.commit([incoming("b")])
+    assert j.recent(0, 10) is None  # "a" is only in the file
+    assert [r.key for r in j.recent(1, 10) or []] == ["b"]
+    assert [r.key for r in j.read_records(0, 10)] == ["a", "b"]
+
+
+def test_recent_is_bounded_and_falls_back_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.journal.TAIL_MAX", 3)
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    for i in range(10):
+        j.commit([incoming(f"k{i}")])
+    assert len(j._tail) <= 6
+    assert j.recent(0, 100) is None
+    assert [r.key for r in j.read_records(0, 100)] == [f"k{i}" for i in range(10)]
+    assert [r.key for r in j.read_records(8, 100)] == ["k8", "k9"]
+
+
+def test_a_failed_commit_leaves_nothing_in_memory(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    assert j._writer is not None
+    j._writer.execute(
+        "CREATE TRIGGER no_z BEFORE INSERT ON records WHEN NEW.key = 'z'"
+        " BEGIN SELECT RAISE(ABORT, 'no z'); END"
+    )
+    with pytest.raises(JournalError):
+        j.commit([incoming("y"), incoming("z")])
+    assert j.recent(0, 10) == [] and j.read_records(0, 10) == []
+
+
+def test_engine_writes_skip_the_fsync_and_ingest_commits_keep_it(tmp_path: Path) -> None:
+    from gateway.journal import EngineCommit
+
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    assert j._writer is not None
+    full, normal = 2, 1
+
+    def level() -> int:
+        assert j._writer is not None
+        return int(j._writer.execute("PRAGMA synchronous").fetchone()[0])
+
+    seen: list[int] = []
+    j._writer.set_trace_callback(lambda sql: seen.append(level()) if sql == "COMMIT" else None)
+    store = EngineStore(j)
+    store.commit(EngineCommit(1, {"k": "{}"}, [], [("t/o", "{}")], []), T0)
+    store.mark_sent([r.seq for r in store.unsent()])
+    j.commit([incoming("a")])
+    j._writer.set_trace_callback(None)
+    assert seen == [normal, normal, full]
+    assert level() == full

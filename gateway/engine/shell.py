@@ -35,7 +35,7 @@ from devices.records import (
     VisitRecord,
 )
 from devices.topics import TopicLayout
-from gateway.broker_conn import connection_options
+from gateway.broker_conn import connection_options, no_delay
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.dispatch_hub import DispatchHub
@@ -317,7 +317,11 @@ class EngineService:
             self.wake.clear()
             read_at = self.clock.now()
             sample = self._sample(read_at)
-            records = await asyncio.to_thread(self.journal.read_records, self.watermark, 500)
+            # What ingest just committed is still in memory (``Journal.recent``): no thread
+            # hop, no read back and no second validation. The file after a restart or a lag.
+            records = self.journal.recent(self.watermark, 500)
+            if records is None:
+                records = await asyncio.to_thread(self.journal.read_records, self.watermark, 500)
             self._advance_horizon(sample, records)
             now = self.clock.now()
             inputs: list[tuple[Input, JournalRecord | None]] = []
@@ -686,6 +690,7 @@ class EngineService:
                     protocol=aiomqtt.ProtocolVersion.V5,
                     timeout=10,
                 ) as client:
+                    no_delay(client)
                     delay = m.reconnect_min_s
                     # Each publish waits for its PUBACK and reads the reason code: a refused
                     # or unacknowledged message stays in the outbox (gateway.outbox).
