@@ -18,6 +18,14 @@ Memory is bounded end to end: the broker sends at most ``receive_maximum`` unack
 messages (MQTT 5 Receive Maximum, sent in CONNECT), acknowledgement waits for the commit, and
 the queue in front of the journal holds at most ``queue_max`` messages. A backlog of any size
 then drains through a window of fixed size instead of piling up in the process.
+
+Alarms first: both queues between the socket and the journal (aiomqtt's and ours) have an
+urgent lane (``gateway.flow.TwoLaneQueue``). A device event, call-out or carer action that is
+not a heartbeat (:func:`urgent`) is taken before the heartbeats read ahead of it and committed
+in a journal commit of its own, so a press does not wait for a window of heartbeats. One MQTT
+session still delivers in order, but the gateway reads the socket far faster than it journals,
+so what waits is in these queues, where the lane applies. Fences never take the urgent lane:
+a fence still passes the commit only after everything read before it.
 """
 
 from __future__ import annotations
@@ -45,7 +53,13 @@ from gateway.broker_conn import Backoff, mqtt_client, no_delay
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.fence import Fences
-from gateway.flow import FlowControlledClient, InFlight, share_property_tables
+from gateway.flow import (
+    FlowControlledClient,
+    InFlight,
+    TwoLaneQueue,
+    share_property_tables,
+    two_lanes,
+)
 from gateway.journal import DeadLetter, Incoming, Journal, JournalError
 from gateway.metrics import Metrics
 from gateway.puback import AckedPublisher
@@ -67,6 +81,7 @@ class Pending:
     ack: Callable[[], None]
     arrived: float  # monotonic
     receipt: ReceiptTarget | None = None
+    urgent: bool = False
 
 
 @dataclass(slots=True)
@@ -80,6 +95,29 @@ class FenceMark:
 # present by about this plus one trip through the broker.
 FENCE_EVERY_S = 5.0
 FENCE_WAIT_S = 30.0  # real seconds before a fence that has not come back is given up on
+
+
+# The kinds that are not alarms, read in the payload's bytes before any decoding: a heartbeat
+# (device or handset) names itself. Anything else on an input topic is urgent; a payload
+# that lies only changes when it is journaled, never how.
+_ROUTINE = b'"heartbeat"'
+_URGENT_LEAVES = ("/events", "/callouts", "/actions")
+
+
+def urgent(layout: TopicLayout, topic: str, payload: bytes) -> bool:
+    """Whether a message takes the urgent lane: a device event, Careline call-out or carer
+    action (or a Zigbee2MQTT report, a door at night) that is not a heartbeat. Never fences,
+    receipts, presence or visits."""
+    if topic.startswith(layout.root + "/"):
+        if not topic.endswith(_URGENT_LEAVES):
+            return False
+    elif not topic.startswith(layout.zigbee_root + "/"):
+        return False
+    return _ROUTINE not in payload
+
+
+def _is_urgent_pending(item: Pending | FenceMark) -> bool:
+    return isinstance(item, Pending) and item.urgent
 
 
 class FatalMqttError(Exception):
@@ -127,7 +165,7 @@ class Ingest:
         self.clock = clock or Clock()
         self.layout = TopicLayout(settings.mqtt.topic_root, settings.mqtt.zigbee_root)
         cfg = settings.ingest
-        self.queue: asyncio.Queue[Pending | FenceMark] = asyncio.Queue(cfg.queue_max)
+        self.queue: TwoLaneQueue[Pending | FenceMark] = two_lanes(_is_urgent_pending)(cfg.queue_max)
         self.receipts = ReceiptQueue(metrics, cfg.receipt_queue_max, cfg.receipt_concurrency)
         self.in_flight = InFlight(metrics, cfg.receive_maximum)
         self.connected = False
@@ -190,12 +228,18 @@ class Ingest:
             keepalive=m.keepalive_s,
             # Never drop here: the Receive Maximum above already bounds this queue.
             max_queued_incoming_messages=0,
+            # Alarm-class messages first (module docstring).
+            queue_type=two_lanes(self._urgent_message),
         )
         # Must be set before connecting: PUBACK goes out only after the journal commit.
         client._client.manual_ack_set(True)
         # Counts every QoS 1 message as it arrives and pauses reading at the window's edge.
         self.in_flight.attach(client)
         return client
+
+    def _urgent_message(self, msg: aiomqtt.Message) -> bool:
+        payload = msg.payload
+        return isinstance(payload, bytes) and urgent(self.layout, msg.topic.value, payload)
 
     async def _mqtt_loop(self) -> None:
         m = self.settings.mqtt
@@ -264,18 +308,28 @@ class Ingest:
             now = self.clock.now()
             incoming = self.classify(topic, payload, now)
             target = target_for(self.layout, topic, payload, self.registry, _known_id(incoming))
+            lane = urgent(self.layout, topic, payload)
+            if lane:
+                self.metrics.ingest_urgent.inc()
             # Waits only when the queue is full: the broker then holds the rest for us.
-            await self.queue.put(Pending(incoming, ack, time.monotonic(), target))
+            await self.queue.put(Pending(incoming, ack, time.monotonic(), target, lane))
             self.metrics.ingest_queue.set(self.queue.qsize())
 
     async def _committer(self) -> None:
         loop = asyncio.get_running_loop()
         max_batch = self.settings.journal.max_batch
         while True:
-            taken = [await self.queue.get()]
-            # Group commit: take whatever queued up while the previous fsync ran.
-            while len(taken) < max_batch and not self.queue.empty():
-                taken.append(self.queue.get_nowait())
+            first = await self.queue.get()
+            taken = [first]
+            if _is_urgent_pending(first):
+                # An alarm commits alone (with any other urgent one): one fsync, not a batch
+                # of heartbeats' worth of rows before its PUBACK and the engine's pass.
+                while len(taken) < max_batch and self.queue.urgent_waiting:
+                    taken.append(self.queue.get_nowait())
+            else:
+                # Group commit: take whatever queued up while the previous fsync ran.
+                while len(taken) < max_batch and not self.queue.empty():
+                    taken.append(self.queue.get_nowait())
             batch = [p for p in taken if isinstance(p, Pending)]
             fences = [f for f in taken if isinstance(f, FenceMark)]
             if batch:

@@ -107,6 +107,12 @@ class Metrics:
             "The most messages ever unacknowledged at once since the gateway started.",
             registry=r,
         )
+        self.ingest_urgent = Counter(
+            "telecare_ingest_urgent",
+            "Messages taken ahead of heartbeats (alarm-class events, call-outs, carer actions;"
+            " see gateway.flow.TwoLaneQueue) and journaled in commits of their own.",
+            registry=r,
+        )
         self.ingest_paused = Counter(
             "telecare_ingest_read_pauses",
             "Times the gateway stopped reading the broker because its window was full.",
