@@ -70,9 +70,10 @@ class DbSettings(BaseModel):
 class JournalSettings(BaseModel):
     path: Path = Path("var/journal.sqlite3")
     # Group commit: one fsync covers every message that arrived while the last one ran,
-    # up to ``max_batch`` messages, waiting at most ``max_delay_ms`` to fill a batch.
+    # up to ``max_batch`` messages. Routine batches (heartbeats) begin at most every
+    # ``max_delay_ms``, to fill; alarms are committed at once (gateway.ingest).
     max_batch: int = 500
-    max_delay_ms: float = 5.0
+    max_delay_ms: float = 20.0
     # Shipped rows are kept this long so a redelivered event_id is still recognised.
     dedupe_retention_h: float = 72.0
 

@@ -171,12 +171,24 @@ class TwoLaneQueue(asyncio.Queue[T], Generic[T]):
     def _init(self, maxsize: int) -> None:
         self._queue: deque[T] = deque()
         self._urgent: deque[T] = deque()
+        # Set while the urgent lane holds anything: lets a consumer that is waiting to fill a
+        # routine batch stop waiting.
+        self.urgent_arrived = asyncio.Event()
 
     def _put(self, item: T) -> None:
-        (self._urgent if self.urgent(item) else self._queue).append(item)
+        if self.urgent(item):
+            self._urgent.append(item)
+            self.urgent_arrived.set()
+        else:
+            self._queue.append(item)
 
     def _get(self) -> T:
-        return self._urgent.popleft() if self._urgent else self._queue.popleft()
+        if self._urgent:
+            item = self._urgent.popleft()
+            if not self._urgent:
+                self.urgent_arrived.clear()
+            return item
+        return self._queue.popleft()
 
     def qsize(self) -> int:
         return len(self._queue) + len(self._urgent)

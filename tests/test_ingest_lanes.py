@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -82,3 +83,54 @@ def test_an_alarm_is_journaled_ahead_of_queued_heartbeats_in_a_commit_of_its_own
     assert acked[0] == rows[0].key
     assert journal.stats.commits >= 2  # its own commit, then the heartbeats
     assert ingest.fences.applied(10**9) is not None  # the fence passed after all of them
+
+
+def test_routine_batches_fill_but_an_alarm_arriving_meanwhile_goes_at_once(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.open()
+    acked: list[tuple[str, float]] = []
+
+    async def run(ingest: Ingest) -> float:
+        more = asyncio.Event()
+
+        def pending(raw: bytes) -> Pending:
+            incoming = ingest.classify(DEVICE, raw, NOW)
+            kind = incoming.records[0].record.kind.value  # type: ignore[union-attr]
+
+            def ack() -> None:
+                acked.append((kind, time.monotonic()))
+                more.set()
+
+            return Pending(incoming, ack, 0.0, None, urgent(LAYOUT, DEVICE, raw))
+
+        async def until(n: int) -> None:
+            while len(acked) < n:
+                more.clear()
+                await more.wait()
+
+        beat = event_json(kind='"heartbeat"')
+        task = asyncio.create_task(ingest._committer())
+        ingest.queue.put_nowait(pending(beat))  # commits at once: no routine commit yet
+        await until(1)
+        for _ in range(3):  # these wait for the window (2 s here) to fill a batch
+            ingest.queue.put_nowait(pending(event_json(kind='"heartbeat"')))
+        await asyncio.sleep(0.05)
+        pressed = time.monotonic()
+        ingest.queue.put_nowait(pending(event_json()))
+        await until(5)
+        task.cancel()
+        return pressed
+
+    with ThreadPoolExecutor(1) as writer:
+        settings = Settings(
+            mqtt={"topic_root": "telecare", "zigbee_root": "zigbee2mqtt"},
+            journal={"path": tmp_path / "unused.db", "max_delay_ms": 2000},
+        )
+        ingest = Ingest(settings, FakeRegistry(), journal, writer, Metrics())  # type: ignore[arg-type]
+        pressed = asyncio.run(run(ingest))
+    kinds = [k for k, _ in acked]
+    assert kinds == ["heartbeat", "pendant_press", "heartbeat", "heartbeat", "heartbeat"]
+    assert acked[1][1] - pressed < 1.0  # not held for the routine window
+    assert acked[2][1] - acked[0][1] >= 1.9  # the heartbeats were

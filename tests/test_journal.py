@@ -254,3 +254,35 @@ def test_engine_writes_skip_the_fsync_and_ingest_commits_keep_it(tmp_path: Path)
     j._writer.set_trace_callback(None)
     assert seen == [normal, normal, full]
     assert level() == full
+
+
+def test_a_large_batch_in_several_statements_numbers_and_reports_every_record(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.open()
+    j.commit([incoming("k0"), incoming("k7")])  # already journaled: duplicates below
+    keys = [f"k{i}" for i in range(400)] + ["k5", "k399"]  # and two repeats within the batch
+    dl = Incoming("t/x", T0, dead_letter=DeadLetter("bad_json", "x", b"{", 1))
+    events = [_event(f"d{i % 7}", T0 + timedelta(seconds=i)) for i in range(310)]
+    results = j.commit([*[incoming(k) for k in keys], dl, *events])
+    expect_dup = {"k0", "k7"}
+    assert [(r.new, r.duplicates) for r in results[:400]] == [
+        (0, 1) if k in expect_dup else (1, 0) for k in keys[:400]
+    ]
+    assert [(r.new, r.duplicates) for r in results[400:]] == [(0, 1), (0, 1), (0, 0)] + [
+        (1, 0)
+    ] * 310
+    kept = j.recent(2, 1000)
+    assert kept is not None and len(kept) == 398 + 310
+    j.close()
+    j.open()
+    assert j.read_records(2, 1000) == kept  # the numbers in memory are the file's
+    assert j.read_dead_letters(0, 10)[0].reason == "bad_json"
+    assert EngineStore(j).last_contact() == {
+        "s1/d": T0,  # the ``incoming`` heartbeats' device
+        **{
+            f"s1/d{d}": T0 + timedelta(seconds=max(i for i in range(310) if i % 7 == d))
+            for d in range(7)
+        },
+    }
