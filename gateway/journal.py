@@ -85,15 +85,11 @@ STREAMS = ("records", "dead_letters", "engine_log")
 # its JSON again. Older rows come from the file as before.
 TAIL_MAX = 4096
 
-_CONTACT_MANY = "INSERT INTO device_contact (scheme, device_id, received_at) VALUES "
-_CONTACT_CONFLICT = (
+_CONTACT = (
+    "INSERT INTO device_contact (scheme, device_id, received_at) VALUES (?, ?, ?)"
     " ON CONFLICT (scheme, device_id) DO UPDATE SET received_at = excluded.received_at"
     " WHERE excluded.received_at > device_contact.received_at"
 )
-# Rows per multi-row statement: 6 values a record, within SQLite's oldest default limit of
-# 999 bound values (``SQLITE_MAX_VARIABLE_NUMBER``).
-_ROWS_PER_SQL = 150
-_KEYS_PER_SQL = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,79 +247,57 @@ class Journal:
             self._tail, self._tail_from = [], None
 
     def commit(self, batch: Sequence[Incoming]) -> list[CommitResult]:
-        """Write a batch in one transaction (one fsync) and say what was new.
-
-        A handful of statements per batch, not two per record: which keys exist already is
-        one query per record type, the new records one multi-row INSERT (per ``_ROWS_PER_SQL``)
-        and last contact one multi-row upsert. The writer thread gives up the GIL around
-        every statement and may then wait up to the interpreter's switch interval (5 ms) to
-        get it back from a busy event loop: measured at 2,000 heartbeats/s, a commit of 300
-        records took 30-80 ms one statement per row, for about 3 ms of SQLite work."""
+        """Write a batch in one transaction (one fsync) and say what was new."""
         conn = self._writer
         if conn is None:
             raise JournalError("journal is not open")
-        # (message index, decoded, record type, body, topic, received) per record, in order.
-        rows: list[tuple[int, Decoded, str, str, str, str]] = []
-        topics: list[str] = []
-        for i, item in enumerate(batch):
-            received = item.received_at.isoformat()
-            # A dead letter records hostile input: its text is escaped so that SQLite
-            # (and later PostgreSQL) can hold it. Accepted records are storable already.
-            topic = escape_text(item.topic)
-            topics.append(topic)
-            for rec in item.records:
-                body = RECORDS.dump_json(rec.record).decode()
-                rows.append((i, rec, rec.record_type.value, body, topic, received))
-        new = [0] * len(batch)
-        dup = [0] * len(batch)
+        results: list[CommitResult] = []
         written: list[JournalRecord] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            seen = self._existing(conn, rows)
-            fresh: list[tuple[int, Decoded, str, str, str, str]] = []
-            for row in rows:
-                k = (row[2], row[1].key)
-                if k in seen:
-                    dup[row[0]] += 1
-                else:
-                    seen.add(k)
-                    new[row[0]] += 1
-                    fresh.append(row)
-            contact: dict[tuple[str, str], str] = {}
-            for part in _chunks(fresh, _ROWS_PER_SQL):
-                cur = conn.execute(
-                    "INSERT INTO records (record_type, key, scheme, topic, received_at, body)"
-                    " VALUES " + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(part)),
-                    [v for i, rec, t, b, tp, r in part for v in (t, rec.key, rec.scheme, tp, r, b)],
-                )
-                # One INSERT numbers its rows one after another: the last is ``lastrowid``.
-                seq = int(cur.lastrowid or 0) - len(part)
-                for i, rec, rtype, body, topic, received in part:
-                    seq += 1
-                    at = batch[i].received_at
-                    written.append(
-                        JournalRecord(seq, rtype, rec.key, rec.scheme, topic, at, rec.record, body)
+            for item in batch:
+                received = item.received_at.isoformat()
+                # A dead letter records hostile input: its text is escaped so that SQLite
+                # (and later PostgreSQL) can hold it. Accepted records are storable already.
+                topic = escape_text(item.topic)
+                new = dup = 0
+                for rec in item.records:
+                    body = RECORDS.dump_json(rec.record).decode()
+                    rtype = rec.record_type.value
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO records"
+                        " (record_type, key, scheme, topic, received_at, body)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (rtype, rec.key, rec.scheme, topic, received, body),
                     )
-                    if isinstance(rec.record, EventRecord):
-                        # Last contact per device, kept as events arrive: a restart reads
-                        # it instead of grouping days of events (seconds on a big journal).
-                        key = (rec.scheme, rec.record.device_id)
-                        if received > contact.get(key, ""):
-                            contact[key] = received
-            for cpart in _chunks(list(contact.items()), _ROWS_PER_SQL):
-                conn.execute(
-                    _CONTACT_MANY + ",".join(["(?, ?, ?)"] * len(cpart)) + _CONTACT_CONFLICT,
-                    [v for (scheme, device), at in cpart for v in (scheme, device, at)],
-                )
-            for i, item in enumerate(batch):
+                    if cur.rowcount == 1:
+                        new += 1
+                        written.append(
+                            JournalRecord(
+                                int(cur.lastrowid or 0),
+                                rtype,
+                                rec.key,
+                                rec.scheme,
+                                topic,
+                                item.received_at,
+                                rec.record,
+                                body,
+                            )
+                        )
+                        if isinstance(rec.record, EventRecord):
+                            # Last contact per device, kept as events arrive: a restart reads
+                            # it instead of grouping days of events (seconds on a big journal).
+                            conn.execute(_CONTACT, (rec.scheme, rec.record.device_id, received))
+                    else:
+                        dup += 1
                 dl = item.dead_letter
                 if dl is not None:
                     conn.execute(
                         "INSERT INTO dead_letters (received_at, topic, scheme, reason, detail,"
                         " payload, payload_size) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
-                            item.received_at.isoformat(),
-                            topics[i],
+                            received,
+                            topic,
                             escape_text(dl.scheme) if dl.scheme is not None else None,
                             escape_text(dl.reason),
                             escape_text(dl.detail),
@@ -331,6 +305,7 @@ class Journal:
                             dl.payload_size,
                         ),
                     )
+                results.append(CommitResult(new, dup))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -340,27 +315,7 @@ class Journal:
         self.stats.committed_messages += len(batch)
         if written:
             self._remember(written)
-        return [CommitResult(n, d) for n, d in zip(new, dup, strict=True)]
-
-    @staticmethod
-    def _existing(
-        conn: sqlite3.Connection, rows: list[tuple[int, Decoded, str, str, str, str]]
-    ) -> set[tuple[str, str]]:
-        """The (record type, key) pairs of ``rows`` already in the journal: duplicates."""
-        by_type: dict[str, list[str]] = {}
-        for row in rows:
-            by_type.setdefault(row[2], []).append(row[1].key)
-        found: set[tuple[str, str]] = set()
-        for rtype, keys in by_type.items():
-            for part in _chunks(keys, _KEYS_PER_SQL):
-                cur = conn.execute(
-                    "SELECT key FROM records WHERE record_type = ? AND key IN ("
-                    + ",".join(["?"] * len(part))
-                    + ")",
-                    [rtype, *part],
-                )
-                found.update((rtype, k) for (k,) in cur.fetchall())
-        return found
+        return results
 
     def _remember(self, written: list[JournalRecord]) -> None:
         """Keep just-committed records for ``recent`` (only after COMMIT: never a row that
@@ -638,11 +593,6 @@ def _record(
             why = str(exc).splitlines()[0] if str(exc) else repr(exc)
             return JournalRecord(seq, record_type, key, scheme, topic, at, None, body, why[:300])
     return JournalRecord(seq, record_type, key, scheme, topic, at, record, body)
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _seq(r: JournalRecord) -> int:
