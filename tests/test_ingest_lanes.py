@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.flow import two_lanes
-from gateway.ingest import FenceMark, Ingest, Pending, urgent
+from gateway.ingest import ALARM_GRACE_S, FenceMark, Ingest, Pending, urgent
 from gateway.journal import Journal
 from gateway.metrics import Metrics
 from tests.fakes import FakeRegistry
@@ -134,3 +134,41 @@ def test_routine_batches_fill_but_an_alarm_arriving_meanwhile_goes_at_once(
     assert kinds == ["heartbeat", "pendant_press", "heartbeat", "heartbeat", "heartbeat"]
     assert acked[1][1] - pressed < 1.0  # not held for the routine window
     assert acked[2][1] - acked[0][1] >= 1.9  # the heartbeats were
+
+
+def test_after_an_alarm_the_next_routine_commit_leaves_the_writer_to_the_engine(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j.db")
+    journal.open()
+    acked: list[tuple[str, float]] = []
+
+    async def run(ingest: Ingest) -> None:
+        done = asyncio.Event()
+
+        def pending(raw: bytes) -> Pending:
+            incoming = ingest.classify(DEVICE, raw, NOW)
+            kind = incoming.records[0].record.kind.value  # type: ignore[union-attr]
+
+            def ack() -> None:
+                acked.append((kind, time.monotonic()))
+                if len(acked) == 2:
+                    done.set()
+
+            return Pending(incoming, ack, 0.0, None, urgent(LAYOUT, DEVICE, raw))
+
+        ingest.queue.put_nowait(pending(event_json()))
+        ingest.queue.put_nowait(pending(event_json(kind='"heartbeat"')))
+        task = asyncio.create_task(ingest._committer())
+        await done.wait()
+        task.cancel()
+
+    with ThreadPoolExecutor(1) as writer:
+        settings = Settings(
+            mqtt={"topic_root": "telecare", "zigbee_root": "zigbee2mqtt"},
+            journal={"path": tmp_path / "unused.db", "max_delay_ms": 0},  # no routine window
+        )
+        ingest = Ingest(settings, FakeRegistry(), journal, writer, Metrics())  # type: ignore[arg-type]
+        asyncio.run(run(ingest))
+    assert [k for k, _ in acked] == ["pendant_press", "heartbeat"]
+    assert acked[1][1] - acked[0][1] >= ALARM_GRACE_S * 0.9
