@@ -1,10 +1,13 @@
 """The gateway's durable journal: an event is safe once it is here, not once it is in TimescaleDB.
 
-SQLite in WAL mode with ``synchronous=FULL``: each commit is fsynced, and one commit carries
-every message that arrived while the previous one ran (group commit), so the cost of an fsync is
-shared by the whole batch. The broker is acknowledged only after :meth:`Journal.commit`
-returns. A unique index on the record key makes redelivered messages harmless: they are
-recognised as duplicates and acknowledged again without a second row.
+SQLite in WAL mode with ``synchronous=FULL``: each commit of inputs is fsynced, and one commit
+carries every message that arrived while the previous one ran (group commit), so the cost of an
+fsync is shared by the whole batch. The engine's own writes skip their fsync (:func:`_relaxed`
+says why that loses nothing an input cannot rebuild). Just-committed records are also kept in
+memory for the engine and the shipper (:meth:`Journal.recent`). The broker is acknowledged only
+after :meth:`Journal.commit` returns. A unique index on the record key makes redelivered
+messages harmless: they are recognised as duplicates and acknowledged again without a second
+row.
 
 Rows leave by the shipper (see ``gateway.shipper``), which copies them to TimescaleDB; shipped
 rows are kept for ``dedupe_retention`` so a late redelivery is still recognised.

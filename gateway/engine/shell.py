@@ -4,7 +4,8 @@ persists what changed (one SQLite transaction, with the input watermark), then p
 Order of safety: an input is in the journal before the core sees it; the core's new state, its
 outgoing messages (outbox) and its records (engine log) are committed together with the
 watermark of the last input applied; only then are messages published. A crash anywhere
-replays from the watermark and re-sends only what was never marked sent.
+replays from the watermark and re-sends only what was never marked sent. (That commit is in the
+journal's WAL when the messages leave, but not fsynced on its own: ``gateway.journal._relaxed``.)
 """
 
 from __future__ import annotations
