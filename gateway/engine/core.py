@@ -22,7 +22,8 @@ from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
-from gateway.engine import operator, routing, travel, visit_flow
+from gateway.engine import lifecycle, operator, routing, travel, visit_flow
+from gateway.engine.lifecycle import ALARM_NAMESPACE as ALARM_NAMESPACE
 from gateway.engine.model import (
     PRIORITY_RANK,
     ActionIn,
@@ -33,11 +34,9 @@ from gateway.engine.model import (
     AlarmState,
     CalloutIn,
     CancelOffer,
-    CarelineStatus,
     CarerState,
     CarerStatus,
     Command,
-    Deadline,
     DeadlineKind,
     DeviceModeIn,
     EscalationChain,
@@ -57,7 +56,6 @@ from gateway.engine.model import (
     RecordDecision,
     RecordTransition,
     Remind,
-    ScheduleDeadline,
     SendOffer,
     TickIn,
     TimerIn,
@@ -78,7 +76,6 @@ from gateway.engine.triage import (
 from gateway.engine.visits import NightPlan
 from responders.models import ShiftRole
 
-ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
 _ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
 _FAULT_KINDS = frozenset(
     {EventKind.LOW_BATTERY, EventKind.TAMPER, EventKind.POWER_FAIL, EventKind.LINK_FAIL}
@@ -166,12 +163,6 @@ class _DeviceInfo:
     sole: bool  # the resident's only pendant or fall detector (or a hub)
     flat_resident: Resident | None  # for a silent hub: its resident or its flat's first
     limit: timedelta  # silence allowed before "no contact"
-
-
-def _event_ref(e: EventIn) -> str:
-    """An event's identity: de-duplication is per (device, event_id), as in the journal, so a
-    second device reusing another's event id is a new alarm, not a duplicate."""
-    return f"{e.scheme}/{e.device_id}/{e.event_id}"
 
 
 class Core:
@@ -319,62 +310,6 @@ class Core:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _at(self, a: Alarm, now: datetime) -> datetime:
-        return max(now, a.last_at)
-
-    def _transition(
-        self,
-        tx: _Tx,
-        a: Alarm,
-        state: str,
-        carer_id: str | None = None,
-        **detail: Any,
-    ) -> Alarm:
-        at = self._at(a, tx.now)
-        new_state = AlarmState(state) if state in AlarmState.__members__.values() else a.state
-        nagged = a.nagged if new_state is a.state else 0
-        a = replace(a, last_at=at, state=new_state, nagged=nagged)
-        tx.cmds.append(
-            RecordTransition(a.alarm_id, a.scheme, state, at, a.priority, carer_id, detail)
-        )
-        return a
-
-    def _deadline(self, tx: _Tx, a: Alarm, kind: DeadlineKind, seconds: float) -> Alarm:
-        epoch = a.epoch + 1
-        due = tx.now + timedelta(seconds=seconds)
-        tx.cmds.append(ScheduleDeadline(a.alarm_id, epoch, due, kind))
-        return replace(a, epoch=epoch, deadline=Deadline(due, epoch, kind))
-
-    def _close(self, tx: _Tx, a: Alarm, why: str, *, told: tuple[str, ...] = ()) -> Alarm:
-        """The one way an alarm stops being open: every live offer is withdrawn with ``why``.
-
-        A carer left holding an offer for a closed alarm may walk to a flat for nothing while
-        another alarm waits, so no close path may drop an offer silently. Carers who accepted
-        are told too (``told`` names those who already know, such as the one who resolved)."""
-        for o in a.offers:
-            tx.cmds.append(CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, why))
-        for cid in a.accepted_by:
-            if cid not in told:
-                tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, f"{a.alarm_id}.held", why))
-        return replace(a, deadline=None, epoch=a.epoch + 1, offers=())
-
-    def _careline(self, tx: _Tx, a: Alarm, status: str, **kw: Any) -> None:
-        if a.callout_id is not None:
-            at = self._at(a, tx.now)
-            tx.cmds.append(CarelineStatus(a.scheme, a.callout_id, a.alarm_id, status, at, **kw))
-
-    def _open_for(
-        self, tx: _Tx, scheme: str, resident: str | None, device: str | None
-    ) -> Alarm | None:
-        """The resident's oldest open alarm (or, with no resident, the device's)."""
-        if resident is not None:
-            mine = tx.state.open_for_resident(scheme, resident)
-            return mine[0] if mine else None
-        if device is not None:
-            held = tx.state.on_board_for_device(scheme, device)
-            return next((a for a in held if a.is_open), None)
-        return None
-
     def offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
         """Only what the carer needs for this alarm (no other residents, no client ref)."""
         resident = scheme.resident(a.resident_ref) if a.resident_ref else None
@@ -414,9 +349,6 @@ class Core:
         )
         return a
 
-    def _needed(self, a: Alarm) -> int:
-        return 2 if a.double_handed else 1
-
     # ---- dispatch and escalation ------------------------------------------------------------
 
     def _dispatch(self, tx: _Tx, a: Alarm) -> Alarm:
@@ -438,18 +370,18 @@ class Core:
         )
         cands, skipped = visit_flow.filter_candidates(self, tx, a, cands)
         eligible = [c for c in cands if c.eligible]
-        wanted = self._needed(a) - len(a.accepted_by) - len(a.offers)
+        wanted = lifecycle.needed(a) - len(a.accepted_by) - len(a.offers)
         chosen = eligible[: max(wanted, 0)]
         tx.cmds.append(
             RecordDecision(
                 a.alarm_id,
                 a.scheme,
-                self._at(a, tx.now),
+                lifecycle.stamp(a, tx.now),
                 {
                     "step": a.offers_sent + 1,
                     "rule": "nearest eligible carer by estimated travel time",
                     "priority": a.priority.value,
-                    "needed": self._needed(a),
+                    "needed": lifecycle.needed(a),
                     "candidates": [visit_flow.candidate_record(c, skipped) for c in cands],
                     "chosen": [c.carer_id for c in chosen],
                 },
@@ -457,7 +389,9 @@ class Core:
         )
         if not chosen:
             if a.offers:  # a pair member is still deciding; wait for them
-                return self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
+                return lifecycle.schedule(
+                    tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s
+                )
             return self._escalate(tx, a, "no eligible carer left to offer")
         for c in chosen:
             role = "primary" if not a.accepted_by and not a.offers else "second"
@@ -473,7 +407,7 @@ class Core:
                 )
             )
         first = a.state in (AlarmState.RAISED,)
-        a = self._transition(
+        a = lifecycle.transition(
             tx,
             a,
             AlarmState.OFFERED,
@@ -482,8 +416,8 @@ class Core:
             travel_s=[round(c.travel_s or 0, 1) for c in chosen],
         )
         if first:
-            self._careline(tx, a, "offered")
-        return self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
+            lifecycle.careline(tx, a, "offered")
+        return lifecycle.schedule(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
 
     def _escalate(self, tx: _Tx, a: Alarm, why: str) -> Alarm:
         """Offer to everyone on shift, tell the control room and the on-call senior."""
@@ -505,13 +439,13 @@ class Core:
             RecordDecision(
                 a.alarm_id,
                 a.scheme,
-                self._at(a, tx.now),
+                lifecycle.stamp(a, tx.now),
                 {"step": "escalate", "rule": why, "offered_to_all": sent},
             )
         )
         level = higher(a.priority, Priority.P1)
         # A repeat the control room has acknowledged or silenced is held (offers still go out).
-        if not (a.state is AlarmState.ESCALATED and self._quiet(a, tx.now)):
+        if not (a.state is AlarmState.ESCALATED and lifecycle.quiet(a, tx.now)):
             tx.cmds.append(
                 NotifyControlRoom(
                     a.scheme,
@@ -527,13 +461,17 @@ class Core:
         if a.chain.advise_edt:
             tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, f"mobile response unanswered: {why}"))
         first = a.state is AlarmState.RAISED
-        a = self._transition(tx, a, AlarmState.ESCALATED, None, reason=why, offered_to=sent)
+        a = lifecycle.transition(tx, a, AlarmState.ESCALATED, None, reason=why, offered_to=sent)
         if first:
-            self._careline(tx, a, "offered")
-        return self._deadline(tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s)
+            lifecycle.careline(tx, a, "offered")
+        return lifecycle.schedule(
+            tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s
+        )
 
     def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None, **detail: Any) -> None:
-        a = self._transition(tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason, **detail)
+        a = lifecycle.transition(
+            tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason, **detail
+        )
         if a.alert_control_room:
             tx.cmds.append(
                 NotifyControlRoom(
@@ -541,7 +479,7 @@ class Core:
                 )
             )
         if defer_s:
-            a = self._deadline(tx, a, DeadlineKind.DEFER, defer_s)
+            a = lifecycle.schedule(tx, a, DeadlineKind.DEFER, defer_s)
         else:
             a = self._dispatch(tx, a)
         tx.put_alarm(a)
@@ -569,7 +507,7 @@ class Core:
                 )
             )
             self._clear_no_contact_alarm(tx, e.scheme, e.device_id)
-        if tx.state.alarm_with_event(_event_ref(e)) is not None:
+        if tx.state.alarm_with_event(lifecycle.event_ref(e)) is not None:
             return  # a duplicate never opens a second alarm
         self._track_fault(tx, key, EventKind(e.kind), heard)
         resident, flat_id, sole = info.resident, info.flat_id, info.sole
@@ -606,7 +544,7 @@ class Core:
             return
         if t.queue is not Queue.ALARM or t.priority is None:
             return
-        open_a = self._open_for(tx, e.scheme, ref, e.device_id)
+        open_a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
         window = timedelta(seconds=self._policy(e.scheme).merge_window_s)
         # A fire is its own incident: it never folds into a resident's open call.
         if (
@@ -617,7 +555,7 @@ class Core:
             self._merge(tx, open_a, e, t.priority, t.double_handed)
             return
         a = Alarm(
-            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{_event_ref(e)}")),
+            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
             scheme=e.scheme,
             kind=kind.value,
             priority=t.priority,
@@ -630,7 +568,7 @@ class Core:
             device_id=e.device_id,
             double_handed=t.double_handed,
             alert_control_room=t.alert_control_room,
-            event_ids=(_event_ref(e),),
+            event_ids=(lifecycle.event_ref(e),),
             chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
             reason=t.reason,
         )
@@ -715,14 +653,14 @@ class Core:
             a = replace(
                 held,
                 count=held.count + 1,
-                event_ids=(*held.event_ids, _event_ref(e)),
+                event_ids=(*held.event_ids, lifecycle.event_ref(e)),
                 priority=higher(held.priority, priority),
                 double_handed=held.double_handed or t.double_handed,
             )
         else:
             scheme = self.schemes[e.scheme]
             a = Alarm(
-                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{_event_ref(e)}")),
+                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
                 scheme=e.scheme,
                 kind=kind.value,
                 priority=priority,
@@ -734,11 +672,11 @@ class Core:
                 flat_id=flat_id,
                 device_id=e.device_id,
                 double_handed=t.double_handed,
-                event_ids=(_event_ref(e),),
+                event_ids=(lifecycle.event_ref(e),),
                 chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
                 reason=t.reason or f"{kind.value} (recorded only outside a test window)",
             )
-        a = self._transition(
+        a = lifecycle.transition(
             tx,
             a,
             AlarmState.TEST_CALL,
@@ -775,18 +713,11 @@ class Core:
                 )
             )
             return
-        a = self._transition(tx, a, "promoted", None, by=p.by)
+        a = lifecycle.transition(tx, a, "promoted", None, by=p.by)
         a = replace(a, state=AlarmState.RAISED, reason=f"{a.reason}; promoted from a test call")
         self._open_alarm(tx, a, None)  # the operator has judged it real: no bed-exit wait
 
     # ---- the control room's actions ---------------------------------------------------------
-
-    @staticmethod
-    def _quiet(a: Alarm, now: datetime) -> bool:
-        """Has the control room held this alarm's repeat alerts (silenced, or acknowledged in
-        the state it is still in)? The first alert of each kind always goes."""
-        silenced = a.silenced_until is not None and a.silenced_until > now
-        return silenced or a.acked_state == a.state.value
 
     def _on_operator(self, tx: _Tx, inp: OperatorIn) -> None:
         """An operator's action, checked again here: the alarm may have moved on since the
@@ -817,7 +748,7 @@ class Core:
         if inp.until is not None:
             detail["until"] = inp.until.isoformat()
         cid = inp.carers[0] if len(inp.carers) == 1 else None
-        a = self._transition(tx, a, "operator", cid, **detail)
+        a = lifecycle.transition(tx, a, "operator", cid, **detail)
         tx.put_alarm(a)
         match inp.op:
             case OperatorOp.NOTE:
@@ -893,36 +824,38 @@ class Core:
             RecordDecision(
                 a.alarm_id,
                 a.scheme,
-                self._at(a, tx.now),
+                lifecycle.stamp(a, tx.now),
                 {
                     "step": "assign",
                     "rule": f"assigned by the control room ({inp.by})",
                     "priority": a.priority.value,
-                    "needed": self._needed(a),
+                    "needed": lifecycle.needed(a),
                     "chosen": list(inp.carers),
                 },
             )
         )
-        if len(a.accepted_by) >= self._needed(a):
+        if len(a.accepted_by) >= lifecycle.needed(a):
             tx.put_alarm(a)  # only a surplus carer was let go: still accepted
             return
-        a = self._transition(tx, a, AlarmState.OFFERED, inp.carers[0], offered_to=new)
+        a = lifecycle.transition(tx, a, AlarmState.OFFERED, inp.carers[0], offered_to=new)
         if prior is AlarmState.RAISED:
-            self._careline(tx, a, "offered")
+            lifecycle.careline(tx, a, "offered")
         elif prior is AlarmState.ACCEPTED:
-            self._careline(tx, a, "reoffered")
-        tx.put_alarm(self._deadline(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s))
+            lifecycle.careline(tx, a, "reoffered")
+        tx.put_alarm(lifecycle.schedule(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s))
 
     def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
         raised = higher(a.priority, priority)
         a = replace(
             a,
             count=a.count + 1,
-            event_ids=(*a.event_ids, _event_ref(e)),
+            event_ids=(*a.event_ids, lifecycle.event_ref(e)),
             priority=raised,
             double_handed=a.double_handed or double,
         )
-        a = self._transition(tx, a, "merged", None, kind=e.kind, count=a.count, event_id=e.event_id)
+        a = lifecycle.transition(
+            tx, a, "merged", None, kind=e.kind, count=a.count, event_id=e.event_id
+        )
         if a.state is AlarmState.RAISED and a.deadline and a.deadline.kind is DeadlineKind.DEFER:
             a = self._dispatch(tx, a)  # a real press while a bed exit was being watched
         tx.put_alarm(a)
@@ -961,7 +894,7 @@ class Core:
             chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
             reason=c.reason[:200],
         )
-        self._careline(tx, a, "received")
+        lifecycle.careline(tx, a, "received")
         self._open_alarm(tx, a, None)
 
     def _on_clear(self, tx: _Tx, e: EventIn, kind: EventKind, ref: str | None) -> None:
@@ -972,16 +905,16 @@ class Core:
                 )
             )
             return
-        a = self._open_for(tx, e.scheme, ref, e.device_id)
+        a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
         if a is None or a.state is not AlarmState.RAISED or not a.deadline:
             return
         if a.deadline.kind is DeadlineKind.DEFER:
             why = f"cleared by {kind.value}"
-            a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
-            tx.put_alarm(self._close(tx, a, why))
+            a = lifecycle.transition(tx, a, AlarmState.CANCELLED, None, reason=why)
+            tx.put_alarm(lifecycle.close(tx, a, why))
 
     def _on_resident_cancel(self, tx: _Tx, e: EventIn, ref: str | None) -> None:
-        a = self._open_for(tx, e.scheme, ref, e.device_id)
+        a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
         if a is None:
             return
         policy = self._policy(e.scheme)
@@ -991,29 +924,18 @@ class Core:
                 a,
                 welfare_check=True,
                 priority=lower if a.priority is not Priority.P0 else a.priority,
-                event_ids=(*a.event_ids, _event_ref(e)),
+                event_ids=(*a.event_ids, lifecycle.event_ref(e)),
             )
-            a = self._transition(tx, a, "resident_cancel", None, welfare_check=True)
+            a = lifecycle.transition(tx, a, "resident_cancel", None, welfare_check=True)
             tx.put_alarm(a)
             return
         self._cancel(tx, a, "cancelled by resident")
 
     def _cancel(self, tx: _Tx, a: Alarm, why: str) -> None:
-        self._free_carers(tx, a)
-        a = self._transition(tx, a, AlarmState.CANCELLED, None, reason=why)
-        self._careline(tx, a, "cancelled")
-        tx.put_alarm(self._close(tx, a, why))  # whoever is on their way is told too
-
-    def _free_carers(self, tx: _Tx, a: Alarm) -> None:
-        for cid in a.accepted_by:
-            c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
-            if c is not None and c.busy_with == a.alarm_id:
-                pos = (
-                    replace(c.position, flat=a.flat_id)
-                    if a.state is AlarmState.ARRIVED and a.flat_id
-                    else c.position
-                )
-                tx.put_carer(replace(c, busy_with=None, position=pos))
+        lifecycle.free_carers(tx, a)
+        a = lifecycle.transition(tx, a, AlarmState.CANCELLED, None, reason=why)
+        lifecycle.careline(tx, a, "cancelled")
+        tx.put_alarm(lifecycle.close(tx, a, why))  # whoever is on their way is told too
 
     def _on_action(self, tx: _Tx, act: ActionIn) -> None:
         a = tx.alarm_map().get(act.alarm_id)
@@ -1095,10 +1017,10 @@ class Core:
                 return
             first = a.state is not AlarmState.ARRIVED
             a = replace(a, arrived_by=(*a.arrived_by, cid))
-            a = self._transition(tx, a, AlarmState.ARRIVED, cid)
+            a = lifecycle.transition(tx, a, AlarmState.ARRIVED, cid)
             if first:
-                self._careline(tx, a, "arrived")
-                a = self._deadline(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
+                lifecycle.careline(tx, a, "arrived")
+                a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
             c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
             if c is not None:
                 tx.put_carer(
@@ -1133,8 +1055,10 @@ class Core:
         if cancel_reason is not None:
             tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, offer.offer_id, cancel_reason))
         a = replace(a, offers=tuple(o for o in a.offers if o is not offer), tried=(*a.tried, cid))
-        a = self._transition(tx, a, step, cid)
-        if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < self._needed(a):
+        a = lifecycle.transition(tx, a, step, cid)
+        if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < lifecycle.needed(
+            a
+        ):
             a = self._dispatch(tx, a)
         tx.put_alarm(a)
 
@@ -1159,7 +1083,7 @@ class Core:
                 a.alarm_id,
                 a.scheme,
                 "sleep_in_disturbance",
-                self._at(a, tx.now),
+                lifecycle.stamp(a, tx.now),
                 a.priority,
                 cid,
                 {"night": night, "count": n},
@@ -1216,8 +1140,8 @@ class Core:
                 self.config.travel,
             )
             eta = est.seconds
-        if len(a.accepted_by) < self._needed(a):
-            a = self._transition(tx, a, "accepted_one", cid, eta_s=round(eta))
+        if len(a.accepted_by) < lifecycle.needed(a):
+            a = lifecycle.transition(tx, a, "accepted_one", cid, eta_s=round(eta))
             if not a.offers:
                 a = self._dispatch(tx, a)
             tx.put_alarm(a)
@@ -1227,9 +1151,9 @@ class Core:
                 CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, "taken by another carer")
             )
         a = replace(a, offers=())
-        a = self._transition(tx, a, AlarmState.ACCEPTED, cid, eta_s=round(eta))
-        self._careline(tx, a, "accepted", eta_s=round(eta))
-        a = self._deadline(tx, a, DeadlineKind.ARRIVAL, eta + a.chain.arrival_margin_s)
+        a = lifecycle.transition(tx, a, AlarmState.ACCEPTED, cid, eta_s=round(eta))
+        lifecycle.careline(tx, a, "accepted", eta_s=round(eta))
+        a = lifecycle.schedule(tx, a, DeadlineKind.ARRIVAL, eta + a.chain.arrival_margin_s)
         tx.put_alarm(a)
 
     def _preempted(self, tx: _Tx, alarm_id: str, cid: str) -> None:
@@ -1242,9 +1166,9 @@ class Core:
             arrived_by=tuple(x for x in old.arrived_by if x != cid),
             tried=(*old.tried, cid),
         )
-        old = self._transition(tx, old, "preempted", cid)
-        self._careline(tx, old, "reoffered")
-        if len(old.accepted_by) < self._needed(old):
+        old = lifecycle.transition(tx, old, "preempted", cid)
+        lifecycle.careline(tx, old, "reoffered")
+        if len(old.accepted_by) < lifecycle.needed(old):
             old = replace(old, state=AlarmState.OFFERED)
             old = self._dispatch(tx, old)
         tx.put_alarm(old)
@@ -1254,12 +1178,12 @@ class Core:
     ) -> None:
         """Close ``a`` with an outcome: by the carer ``cid``, or by the operator ``by``."""
         a = replace(a, outcome=outcome, note=note[:1000])
-        self._free_carers(tx, a)
+        lifecycle.free_carers(tx, a)
         extra = {"by": by} if by else {}
-        a = self._transition(
+        a = lifecycle.transition(
             tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value, note=a.note, **extra
         )
-        self._careline(tx, a, "resolved", outcome=outcome.value)
+        lifecycle.careline(tx, a, "resolved", outcome=outcome.value)
         if outcome is Outcome.UNABLE_TO_GAIN_ACCESS:
             # The seeds' no-response policy: never closes silently.
             msg = (
@@ -1279,15 +1203,15 @@ class Core:
                 tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, msg))
         # The resolver knows; a pair's other carer and any still-live offer are told.
         if cid is None:
-            tx.put_alarm(self._close(tx, a, f"resolved by the control room ({by})"))
+            tx.put_alarm(lifecycle.close(tx, a, f"resolved by the control room ({by})"))
         else:
-            tx.put_alarm(self._close(tx, a, f"resolved by {cid}", told=(cid,)))
+            tx.put_alarm(lifecycle.close(tx, a, f"resolved by {cid}", told=(cid,)))
 
     def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
         assert a.deadline is not None
         kind = a.deadline.kind
         if kind is DeadlineKind.DEFER:
-            a = self._transition(tx, a, "defer_expired", None)
+            a = lifecycle.transition(tx, a, "defer_expired", None)
             a = self._dispatch(tx, a)
         elif kind is DeadlineKind.OFFER_TIMEOUT:
             timed_out = [o for o in a.offers if o.role != "all"]
@@ -1302,7 +1226,7 @@ class Core:
                 offers=tuple(o for o in a.offers if o.role == "all"),
                 tried=(*a.tried, *(o.carer_id for o in timed_out)),
             )
-            a = self._transition(
+            a = lifecycle.transition(
                 tx, a, "offer_timeout", None, carers=[o.carer_id for o in timed_out]
             )
             a = self._dispatch(tx, a)
@@ -1319,7 +1243,7 @@ class Core:
                             "please mark arrived, or tell the control room",
                         )
                     )
-            if not (a.nagged and self._quiet(a, tx.now)):
+            if not (a.nagged and lifecycle.quiet(a, tx.now)):
                 tx.cmds.append(
                     NotifyControlRoom(
                         a.scheme,
@@ -1330,10 +1254,10 @@ class Core:
                     )
                 )
             a = replace(a, nagged=a.nagged + 1)
-            a = self._transition(tx, a, "retrigger", None, reason="no arrival")
-            a = self._deadline(tx, a, DeadlineKind.ARRIVAL, a.chain.arrival_repeat_s)
+            a = lifecycle.transition(tx, a, "retrigger", None, reason="no arrival")
+            a = lifecycle.schedule(tx, a, DeadlineKind.ARRIVAL, a.chain.arrival_repeat_s)
         elif kind is DeadlineKind.ON_SITE:
-            if not (a.nagged and self._quiet(a, tx.now)):
+            if not (a.nagged and lifecycle.quiet(a, tx.now)):
                 tx.cmds.append(
                     NotifyControlRoom(
                         a.scheme,
@@ -1344,7 +1268,7 @@ class Core:
                     )
                 )
             a = replace(a, nagged=a.nagged + 1)
-            a = self._deadline(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
+            a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
         tx.put_alarm(a)
 
     def _on_presence(self, tx: _Tx, p: PresenceIn) -> None:
@@ -1565,5 +1489,5 @@ class Core:
                 chain=replace(cfg.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
                 reason="hub silent: resident has no working alarm (welfare check)",
             )
-            if self._open_for(tx, scheme.id, resident.client_ref, None) is None:
+            if lifecycle.open_for(tx, scheme.id, resident.client_ref, None) is None:
                 self._open_alarm(tx, a, None)
