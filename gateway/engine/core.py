@@ -22,7 +22,7 @@ from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
-from gateway.engine import lifecycle, operator, routing, travel, visit_flow
+from gateway.engine import dispatch, lifecycle, operator, routing, travel, visit_flow
 from gateway.engine.lifecycle import ALARM_NAMESPACE as ALARM_NAMESPACE
 from gateway.engine.model import (
     PRIORITY_RANK,
@@ -56,7 +56,6 @@ from gateway.engine.model import (
     RecordDecision,
     RecordTransition,
     Remind,
-    SendOffer,
     TickIn,
     TimerIn,
     VisitActionIn,
@@ -333,140 +332,7 @@ class Core:
             "count": a.count,
         }
 
-    def _send_offer(self, tx: _Tx, scheme: Scheme, a: Alarm, carer_id: str, role: str) -> Alarm:
-        n = a.offers_sent + 1
-        offer = Offer(f"{a.alarm_id}.{n}", carer_id, tx.now, role)
-        a = replace(a, offers=(*a.offers, offer), offers_sent=n)
-        tx.cmds.append(
-            SendOffer(
-                a.scheme,
-                carer_id,
-                a.alarm_id,
-                offer.offer_id,
-                role,
-                self.offer_payload(scheme, a, offer),
-            )
-        )
-        return a
-
     # ---- dispatch and escalation ------------------------------------------------------------
-
-    def _dispatch(self, tx: _Tx, a: Alarm) -> Alarm:
-        """Offer the alarm to the nearest eligible carer(s), or escalate when there are none."""
-        scheme = self.schemes[a.scheme]
-        cfg = self.config
-        if a.priority is Priority.P0:
-            return self._escalate(tx, a, "fire alarm: everyone on shift at once")
-        if a.offers_sent >= a.chain.max_individual_offers:
-            return self._escalate(tx, a, f"{a.offers_sent} offers without an answer")
-        cands = routing.evaluate(
-            scheme,
-            a,
-            tx.carer_map(),
-            tx.alarm_map(),
-            tx.now,
-            handset_timeout_s=cfg.handset_timeout_s,
-            params=cfg.travel,
-        )
-        cands, skipped = visit_flow.filter_candidates(self, tx, a, cands)
-        eligible = [c for c in cands if c.eligible]
-        wanted = lifecycle.needed(a) - len(a.accepted_by) - len(a.offers)
-        chosen = eligible[: max(wanted, 0)]
-        tx.cmds.append(
-            RecordDecision(
-                a.alarm_id,
-                a.scheme,
-                lifecycle.stamp(a, tx.now),
-                {
-                    "step": a.offers_sent + 1,
-                    "rule": "nearest eligible carer by estimated travel time",
-                    "priority": a.priority.value,
-                    "needed": lifecycle.needed(a),
-                    "candidates": [visit_flow.candidate_record(c, skipped) for c in cands],
-                    "chosen": [c.carer_id for c in chosen],
-                },
-            )
-        )
-        if not chosen:
-            if a.offers:  # a pair member is still deciding; wait for them
-                return lifecycle.schedule(
-                    tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s
-                )
-            return self._escalate(tx, a, "no eligible carer left to offer")
-        for c in chosen:
-            role = "primary" if not a.accepted_by and not a.offers else "second"
-            a = self._send_offer(tx, scheme, a, c.carer_id, role)
-        if a.double_handed and len(chosen) + len(a.accepted_by) + len(a.offers) - len(chosen) < 2:
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme,
-                    a.priority,
-                    "second_carer_needed",
-                    "double-handed alarm: only one carer could be offered; find a second",
-                    a.alarm_id,
-                )
-            )
-        first = a.state in (AlarmState.RAISED,)
-        a = lifecycle.transition(
-            tx,
-            a,
-            AlarmState.OFFERED,
-            chosen[0].carer_id,
-            offered_to=[c.carer_id for c in chosen],
-            travel_s=[round(c.travel_s or 0, 1) for c in chosen],
-        )
-        if first:
-            lifecycle.careline(tx, a, "offered")
-        return lifecycle.schedule(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s)
-
-    def _escalate(self, tx: _Tx, a: Alarm, why: str) -> Alarm:
-        """Offer to everyone on shift, tell the control room and the on-call senior."""
-        scheme = self.schemes[a.scheme]
-        cfg = self.config
-        holders = {o.carer_id for o in a.offers} | set(a.accepted_by)
-        sent = []
-        for carer in scheme.carers:
-            if carer.id in holders:
-                continue
-            c = tx.carer_map().get(routing.carer_key(scheme.id, carer.id)) or CarerState(
-                carer.id, scheme.id
-            )
-            ok, _ = routing.routable(scheme, c, tx.now, cfg.handset_timeout_s)
-            if ok:
-                a = self._send_offer(tx, scheme, a, carer.id, "all")
-                sent.append(carer.id)
-        tx.cmds.append(
-            RecordDecision(
-                a.alarm_id,
-                a.scheme,
-                lifecycle.stamp(a, tx.now),
-                {"step": "escalate", "rule": why, "offered_to_all": sent},
-            )
-        )
-        level = higher(a.priority, Priority.P1)
-        # A repeat the control room has acknowledged or silenced is held (offers still go out).
-        if not (a.state is AlarmState.ESCALATED and lifecycle.quiet(a, tx.now)):
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme,
-                    level,
-                    "escalated",
-                    f"{a.kind} alarm unanswered ({why}); offered to {len(sent)} on shift",
-                    a.alarm_id,
-                )
-            )
-            seniors: list[str | None] = list(routing.on_call_seniors(scheme, tx.now)) or [None]
-            for senior in seniors:
-                tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, f"escalated: {why}"))
-        if a.chain.advise_edt:
-            tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, f"mobile response unanswered: {why}"))
-        first = a.state is AlarmState.RAISED
-        a = lifecycle.transition(tx, a, AlarmState.ESCALATED, None, reason=why, offered_to=sent)
-        if first:
-            lifecycle.careline(tx, a, "offered")
-        return lifecycle.schedule(
-            tx, a, DeadlineKind.ESCALATION_REPEAT, a.chain.escalation_repeat_s
-        )
 
     def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None, **detail: Any) -> None:
         a = lifecycle.transition(
@@ -481,7 +347,7 @@ class Core:
         if defer_s:
             a = lifecycle.schedule(tx, a, DeadlineKind.DEFER, defer_s)
         else:
-            a = self._dispatch(tx, a)
+            a = dispatch.dispatch(self, tx, a)
         tx.put_alarm(a)
 
     # ---- inputs -----------------------------------------------------------------------------
@@ -762,7 +628,9 @@ class Core:
                 assert inp.outcome is not None  # checked
                 self._resolve(tx, a, None, inp.outcome, inp.note, by=inp.by)
             case OperatorOp.ESCALATE:
-                tx.put_alarm(self._escalate(tx, a, f"escalated now by the control room ({inp.by})"))
+                tx.put_alarm(
+                    dispatch.escalate(self, tx, a, f"escalated now by the control room ({inp.by})")
+                )
             case OperatorOp.ASSIGN:
                 self._assign(tx, scheme, a, inp)
             case OperatorOp.ACCEPT:
@@ -819,7 +687,7 @@ class Core:
         new = [c for c in inp.carers if c not in have]
         for cid in new:
             role = "primary" if not a.accepted_by and not a.offers else "second"
-            a = self._send_offer(tx, scheme, a, cid, role)
+            a = dispatch.send_offer(self, tx, scheme, a, cid, role)
         tx.cmds.append(
             RecordDecision(
                 a.alarm_id,
@@ -857,7 +725,7 @@ class Core:
             tx, a, "merged", None, kind=e.kind, count=a.count, event_id=e.event_id
         )
         if a.state is AlarmState.RAISED and a.deadline and a.deadline.kind is DeadlineKind.DEFER:
-            a = self._dispatch(tx, a)  # a real press while a bed exit was being watched
+            a = dispatch.dispatch(self, tx, a)  # a real press while a bed exit was being watched
         tx.put_alarm(a)
 
     def _on_callout(self, tx: _Tx, c: CalloutIn) -> None:
@@ -1006,7 +874,7 @@ class Core:
                 # re-offered to everyone) must not silently withdraw the newer offer.
                 answer(False, "offer no longer live")
                 return
-            self._withdraw(tx, a, live, "declined", cancel_reason=None)
+            dispatch.withdraw(self, tx, a, live, "declined", cancel_reason=None)
             answer(True, "declined")
         elif act.action is ActionKind.ARRIVED:
             if cid not in a.accepted_by:
@@ -1044,32 +912,6 @@ class Core:
                 return
             self._resolve(tx, a, cid, act.outcome, act.note)
             answer(True, "resolved")
-
-    def _withdraw(
-        self, tx: _Tx, a: Alarm, offer: Offer, step: str, cancel_reason: str | None
-    ) -> None:
-        """Take one carer's live offer back (declined, signed out, handset silent) and move on.
-
-        When the carer did not ask for it, their handset is told with a cancel."""
-        cid = offer.carer_id
-        if cancel_reason is not None:
-            tx.cmds.append(CancelOffer(a.scheme, cid, a.alarm_id, offer.offer_id, cancel_reason))
-        a = replace(a, offers=tuple(o for o in a.offers if o is not offer), tried=(*a.tried, cid))
-        a = lifecycle.transition(tx, a, step, cid)
-        if a.state is AlarmState.OFFERED and len(a.offers) + len(a.accepted_by) < lifecycle.needed(
-            a
-        ):
-            a = self._dispatch(tx, a)
-        tx.put_alarm(a)
-
-    def _withdraw_all(self, tx: _Tx, scheme_id: str, cid: str, why: str) -> None:
-        for held in tx.state.offered_to(scheme_id, cid):
-            a = tx.alarm_map()[held.alarm_id]  # as it is now: an earlier withdrawal may move it
-            if not a.is_open:
-                continue
-            offer = next((o for o in a.offers if o.carer_id == cid), None)
-            if offer is not None:
-                self._withdraw(tx, a, offer, "withdrawn", cancel_reason=why)
 
     def _count_disturbance(self, tx: _Tx, a: Alarm, cid: str) -> None:
         """A sleep-in carer attending an alarm is disturbed; past two, the night is waking."""
@@ -1143,7 +985,7 @@ class Core:
         if len(a.accepted_by) < lifecycle.needed(a):
             a = lifecycle.transition(tx, a, "accepted_one", cid, eta_s=round(eta))
             if not a.offers:
-                a = self._dispatch(tx, a)
+                a = dispatch.dispatch(self, tx, a)
             tx.put_alarm(a)
             return
         for o in a.offers:
@@ -1170,7 +1012,7 @@ class Core:
         lifecycle.careline(tx, old, "reoffered")
         if len(old.accepted_by) < lifecycle.needed(old):
             old = replace(old, state=AlarmState.OFFERED)
-            old = self._dispatch(tx, old)
+            old = dispatch.dispatch(self, tx, old)
         tx.put_alarm(old)
 
     def _resolve(
@@ -1212,7 +1054,7 @@ class Core:
         kind = a.deadline.kind
         if kind is DeadlineKind.DEFER:
             a = lifecycle.transition(tx, a, "defer_expired", None)
-            a = self._dispatch(tx, a)
+            a = dispatch.dispatch(self, tx, a)
         elif kind is DeadlineKind.OFFER_TIMEOUT:
             timed_out = [o for o in a.offers if o.role != "all"]
             for o in timed_out:
@@ -1229,9 +1071,9 @@ class Core:
             a = lifecycle.transition(
                 tx, a, "offer_timeout", None, carers=[o.carer_id for o in timed_out]
             )
-            a = self._dispatch(tx, a)
+            a = dispatch.dispatch(self, tx, a)
         elif kind is DeadlineKind.ESCALATION_REPEAT:
-            a = self._escalate(tx, a, "still unanswered")
+            a = dispatch.escalate(self, tx, a, "still unanswered")
         elif kind is DeadlineKind.ARRIVAL:
             for cid in a.accepted_by:
                 if cid not in a.arrived_by:
@@ -1293,7 +1135,7 @@ class Core:
         if not c.logged_in or c.status is not CarerStatus.AVAILABLE:
             # Anything they were offered moves on now rather than at the timeout.
             why = "signed out" if not c.logged_in else f"marked {c.status.value}"
-            self._withdraw_all(tx, p.scheme, p.carer_id, why)
+            dispatch.withdraw_all(self, tx, p.scheme, p.carer_id, why)
         self._check_coverage(tx, scheme)
 
     def _routable_count(self, tx: _Tx, scheme: Scheme, *, stop_at: int | None = None) -> int:
@@ -1432,7 +1274,7 @@ class Core:
                         f"handset of carer {c.carer_id} silent; not routable",
                     )
                 )
-                self._withdraw_all(tx, scheme.id, c.carer_id, "handset silent")
+                dispatch.withdraw_all(self, tx, scheme.id, c.carer_id, "handset silent")
             self._check_coverage(tx, scheme)
             for key in devices:
                 self._no_contact(tx, scheme, key, judge)
