@@ -22,7 +22,7 @@ from devices.events import CarelineCallout, EventKind, Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
-from gateway.engine import dispatch, lifecycle, operator, routing, travel, visit_flow
+from gateway.engine import device_mode, dispatch, lifecycle, operator, routing, travel, visit_flow
 from gateway.engine.lifecycle import ALARM_NAMESPACE as ALARM_NAMESPACE
 from gateway.engine.model import (
     PRIORITY_RANK,
@@ -66,7 +66,6 @@ from gateway.engine.state import EngineState as EngineState  # the state lives b
 from gateway.engine.triage import (
     ALARM_KINDS,
     Queue,
-    Triage,
     TriagePolicy,
     load_policy,
     triage_callout,
@@ -273,7 +272,7 @@ class Core:
             case PresenceIn():
                 self._on_presence(tx, inp)
             case DeviceModeIn():
-                self._on_device_mode(tx, inp)
+                device_mode.on_mode(self, tx, inp)
             case PromoteIn():
                 self._on_promote(tx, inp)
             case OperatorIn():
@@ -390,14 +389,14 @@ class Core:
             sole_alarm_device=sole,
         )
         ref = resident.client_ref if resident else None
-        until = self._window(tx, key)
+        until = device_mode.live_until(tx, key)
         if until is not None and (t.queue is Queue.ALARM or kind in ALARM_KINDS):
             if t.priority is Priority.P0:
                 # A fire during a test window is always real: nobody tests a smoke head by
                 # setting the flat alight, and a real fire must never wait for an operator.
                 t = replace(t, reason=f"{t.reason}; device in a test window, a fire is real")
             else:
-                self._test_call(tx, e, kind, t, ref, flat_id, until)
+                device_mode.record_test_call(self, tx, e, kind, t, ref, flat_id, until)
                 return
         if t.queue is Queue.TECHNICAL:
             tx.cmds.append(RaiseTechnical(e.scheme, e.device_id, kind.value, t.reason, tx.now))
@@ -451,118 +450,6 @@ class Core:
             tx.fault(f"{key}/{EventKind.LINK_FAIL.value}", None)  # heard: the link works
 
     # ---- test windows -----------------------------------------------------------------------
-
-    def _window(self, tx: _Tx, key: str) -> datetime | None:
-        """The end of the device's live test window; an expired one ends here and now."""
-        until = tx.state.device_mode.get(key)
-        if until is not None and until <= tx.now:
-            self._window_ended(tx, key, "expired")
-            return None
-        return until
-
-    def _window_ended(self, tx: _Tx, key: str, how: str) -> None:
-        scheme_id, _, device_id = key.partition("/")
-        tx.set_mode(key, None)
-        tx.cmds.append(
-            NotifyControlRoom(
-                scheme_id,
-                Priority.P3,
-                "test_window_ended",
-                f"device {device_id}: test window ended ({how}); its alarms page again",
-            )
-        )
-
-    def _on_device_mode(self, tx: _Tx, m: DeviceModeIn) -> None:
-        scheme = self.schemes.get(m.scheme)
-        if scheme is None or scheme.device(m.device_id) is None:
-            return
-        key = f"{m.scheme}/{m.device_id}"
-        modes = tx.state.device_mode
-        if m.until is not None and m.until > tx.now:
-            tx.set_mode(key, m.until)
-            tx.cmds.append(
-                NotifyControlRoom(
-                    m.scheme,
-                    Priority.P3,
-                    "test_window_started",
-                    f"device {m.device_id}: test window until {m.until.isoformat()}; its alarms"
-                    " come to the control room as test calls (a fire is always real)",
-                )
-            )
-        elif key in modes:
-            self._window_ended(tx, key, "ended by the control room")
-
-    def _test_call(
-        self,
-        tx: _Tx,
-        e: EventIn,
-        kind: EventKind,
-        t: Triage,
-        ref: str | None,
-        flat_id: str | None,
-        until: datetime,
-    ) -> None:
-        """An alarm-kind event from a device in a test window: on the board, never offered.
-
-        Repeats from the same device join its test call (one line on the board, every event
-        recorded), so a technician pressing twenty times does not bury real alarms."""
-        priority = t.priority or Priority.P3
-        held = next(
-            (
-                a
-                for a in tx.state.on_board_for_device(e.scheme, e.device_id)
-                if a.state is AlarmState.TEST_CALL
-            ),
-            None,
-        )
-        if held is not None:
-            a = replace(
-                held,
-                count=held.count + 1,
-                event_ids=(*held.event_ids, lifecycle.event_ref(e)),
-                priority=higher(held.priority, priority),
-                double_handed=held.double_handed or t.double_handed,
-            )
-        else:
-            scheme = self.schemes[e.scheme]
-            a = Alarm(
-                alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
-                scheme=e.scheme,
-                kind=kind.value,
-                priority=priority,
-                state=AlarmState.TEST_CALL,
-                opened_at=e.occurred_at,
-                received_at=e.received_at,
-                last_at=tx.now,
-                resident_ref=ref,
-                flat_id=flat_id,
-                device_id=e.device_id,
-                double_handed=t.double_handed,
-                event_ids=(lifecycle.event_ref(e),),
-                chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
-                reason=t.reason or f"{kind.value} (recorded only outside a test window)",
-            )
-        a = lifecycle.transition(
-            tx,
-            a,
-            AlarmState.TEST_CALL,
-            None,
-            kind=kind.value,
-            event_id=e.event_id,
-            count=a.count,
-            window_until=until.isoformat(),
-        )
-        tx.cmds.append(
-            NotifyControlRoom(
-                e.scheme,
-                Priority.P3,
-                "test_call",
-                f"test call: {kind.value} from {e.device_id} (in a test window until"
-                f" {until.isoformat()}); nobody is paged. Promote it if it is real.",
-                a.alarm_id,
-            )
-        )
-        tx.put_alarm(a)
 
     def _on_promote(self, tx: _Tx, p: PromoteIn) -> None:
         """The control room says a test call is real: it is raised and offered at once."""
@@ -1283,7 +1170,7 @@ class Core:
         # A test window ends itself when it runs out, and the control room sees it end.
         modes = tx.state.device_mode
         for key in sorted(k for k, until in modes.items() if until <= now):
-            self._window_ended(tx, key, "expired")
+            device_mode.ended(tx, key, "expired")
         # Closed alarms (and test calls nobody promoted) are kept a while so late actions and
         # the board get a clear answer, then dropped.
         for aid in st.closed_before(now - timedelta(seconds=cfg.closed_keep_s)):
