@@ -18,18 +18,26 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.events import CarelineCallout, EventKind, Priority
+from devices.events import Priority
 from devices.registry import Device, DeviceType
 from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
-from gateway.engine import device_mode, dispatch, lifecycle, operator, routing, travel, visit_flow
+from gateway.engine import (
+    alarms,
+    device_mode,
+    dispatch,
+    lifecycle,
+    operator,
+    routing,
+    travel,
+    visit_flow,
+)
 from gateway.engine.lifecycle import ALARM_NAMESPACE as ALARM_NAMESPACE
 from gateway.engine.model import (
     PRIORITY_RANK,
     ActionIn,
     ActionKind,
     ActionResult,
-    AdviseEdt,
     Alarm,
     AlarmState,
     CalloutIn,
@@ -42,10 +50,8 @@ from gateway.engine.model import (
     EscalationChain,
     EventIn,
     FaultClearIn,
-    FollowUpTask,
     Input,
     NotifyControlRoom,
-    NotifyOnCall,
     Offer,
     OperatorIn,
     OperatorOp,
@@ -60,24 +66,16 @@ from gateway.engine.model import (
     TimerIn,
     VisitActionIn,
     VisitControlIn,
-    higher,
 )
 from gateway.engine.state import EngineState as EngineState  # the state lives beside its indexes
 from gateway.engine.triage import (
-    ALARM_KINDS,
-    Queue,
     TriagePolicy,
     load_policy,
-    triage_callout,
-    triage_event,
 )
 from gateway.engine.visits import NightPlan
 from responders.models import ShiftRole
 
 _ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
-_FAULT_KINDS = frozenset(
-    {EventKind.LOW_BATTERY, EventKind.TAMPER, EventKind.POWER_FAIL, EventKind.LINK_FAIL}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +262,9 @@ class Core:
     def _step(self, tx: _Tx, inp: Input) -> None:
         match inp:
             case EventIn():
-                self._on_event(tx, inp)
+                alarms.on_event(self, tx, inp)
             case CalloutIn():
-                self._on_callout(tx, inp)
+                alarms.on_callout(self, tx, inp)
             case ActionIn():
                 self._on_action(tx, inp)
             case PresenceIn():
@@ -333,121 +331,7 @@ class Core:
 
     # ---- dispatch and escalation ------------------------------------------------------------
 
-    def _open_alarm(self, tx: _Tx, a: Alarm, defer_s: int | None, **detail: Any) -> None:
-        a = lifecycle.transition(
-            tx, a, AlarmState.RAISED, None, kind=a.kind, reason=a.reason, **detail
-        )
-        if a.alert_control_room:
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme, a.priority, "fire", f"{a.kind} alarm raised", a.alarm_id
-                )
-            )
-        if defer_s:
-            a = lifecycle.schedule(tx, a, DeadlineKind.DEFER, defer_s)
-        else:
-            a = dispatch.dispatch(self, tx, a)
-        tx.put_alarm(a)
-
     # ---- inputs -----------------------------------------------------------------------------
-
-    def _on_event(self, tx: _Tx, e: EventIn) -> None:
-        scheme = self.schemes.get(e.scheme)
-        if scheme is None:
-            return
-        key = f"{e.scheme}/{e.device_id}"
-        info = self.devices.get(key)  # None: not a device of this scheme
-        if info is None:
-            return
-        device = info.device
-        # Heard when it reached the gateway, not when a backlog let the engine apply it.
-        prior = tx.state.device_seen.get(key)
-        heard = min(e.received_at, tx.now)
-        tx.seen(key, heard if prior is None else max(prior, heard))
-        if key in tx.state.no_contact:
-            tx.state.set_no_contact(key, False)
-            tx.cmds.append(
-                RaiseTechnical(
-                    e.scheme, e.device_id, "no_contact", "device heard again", tx.now, cleared=True
-                )
-            )
-            self._clear_no_contact_alarm(tx, e.scheme, e.device_id)
-        if tx.state.alarm_with_event(lifecycle.event_ref(e)) is not None:
-            return  # a duplicate never opens a second alarm
-        self._track_fault(tx, key, EventKind(e.kind), heard)
-        resident, flat_id, sole = info.resident, info.flat_id, info.sole
-        # Night or day by when the gateway received the event, not when the engine got to it:
-        # a backlog must not turn a 03:00 door-open into a daytime one (nor trust a device clock).
-        local = e.received_at.astimezone(scheme.tz)
-        kind = EventKind(e.kind)
-        t = triage_event(
-            self._policy(e.scheme),
-            kind,
-            device=device,
-            resident=resident,
-            local_dt=local,
-            sole_alarm_device=sole,
-        )
-        ref = resident.client_ref if resident else None
-        until = device_mode.live_until(tx, key)
-        if until is not None and (t.queue is Queue.ALARM or kind in ALARM_KINDS):
-            if t.priority is Priority.P0:
-                # A fire during a test window is always real: nobody tests a smoke head by
-                # setting the flat alight, and a real fire must never wait for an operator.
-                t = replace(t, reason=f"{t.reason}; device in a test window, a fire is real")
-            else:
-                device_mode.record_test_call(self, tx, e, kind, t, ref, flat_id, until)
-                return
-        if t.queue is Queue.TECHNICAL:
-            tx.cmds.append(RaiseTechnical(e.scheme, e.device_id, kind.value, t.reason, tx.now))
-            return
-        if t.queue is Queue.CLEAR:
-            self._on_clear(tx, e, kind, ref)
-            return
-        if t.queue is Queue.CANCEL:
-            self._on_resident_cancel(tx, e, ref)
-            return
-        if t.queue is not Queue.ALARM or t.priority is None:
-            return
-        open_a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
-        window = timedelta(seconds=self._policy(e.scheme).merge_window_s)
-        # A fire is its own incident: it never folds into a resident's open call.
-        if (
-            t.priority is not Priority.P0
-            and open_a is not None
-            and (open_a.state is not AlarmState.ARRIVED or tx.now - open_a.last_at <= window)
-        ):
-            self._merge(tx, open_a, e, t.priority, t.double_handed)
-            return
-        a = Alarm(
-            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
-            scheme=e.scheme,
-            kind=kind.value,
-            priority=t.priority,
-            state=AlarmState.RAISED,
-            opened_at=e.occurred_at,
-            received_at=e.received_at,
-            last_at=tx.now,
-            resident_ref=ref,
-            flat_id=flat_id,
-            device_id=e.device_id,
-            double_handed=t.double_handed,
-            alert_control_room=t.alert_control_room,
-            event_ids=(lifecycle.event_ref(e),),
-            chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
-            reason=t.reason,
-        )
-        self._open_alarm(tx, a, t.defer_s)
-
-    @staticmethod
-    def _track_fault(tx: _Tx, key: str, kind: EventKind, heard: datetime) -> None:
-        """Keep the device-health queue: technical faults open here and close on their clear."""
-        if kind in _FAULT_KINDS:
-            tx.fault(f"{key}/{kind.value}", heard)
-        elif kind is EventKind.POWER_RESTORED:
-            tx.fault(f"{key}/{EventKind.POWER_FAIL.value}", None)
-        elif kind is not EventKind.LINK_FAIL:
-            tx.fault(f"{key}/{EventKind.LINK_FAIL.value}", None)  # heard: the link works
 
     # ---- test windows -----------------------------------------------------------------------
 
@@ -468,7 +352,7 @@ class Core:
             return
         a = lifecycle.transition(tx, a, "promoted", None, by=p.by)
         a = replace(a, state=AlarmState.RAISED, reason=f"{a.reason}; promoted from a test call")
-        self._open_alarm(tx, a, None)  # the operator has judged it real: no bed-exit wait
+        alarms.open_alarm(self, tx, a, None)  # the operator has judged it real: no bed-exit wait
 
     # ---- the control room's actions ---------------------------------------------------------
 
@@ -513,7 +397,7 @@ class Core:
                 tx.put_alarm(replace(a, silenced_until=until))
             case OperatorOp.RESOLVE:
                 assert inp.outcome is not None  # checked
-                self._resolve(tx, a, None, inp.outcome, inp.note, by=inp.by)
+                alarms.resolve(self, tx, a, None, inp.outcome, inp.note, by=inp.by)
             case OperatorOp.ESCALATE:
                 tx.put_alarm(
                     dispatch.escalate(self, tx, a, f"escalated now by the control room ({inp.by})")
@@ -598,99 +482,6 @@ class Core:
         elif prior is AlarmState.ACCEPTED:
             lifecycle.careline(tx, a, "reoffered")
         tx.put_alarm(lifecycle.schedule(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s))
-
-    def _merge(self, tx: _Tx, a: Alarm, e: EventIn, priority: Priority, double: bool) -> None:
-        raised = higher(a.priority, priority)
-        a = replace(
-            a,
-            count=a.count + 1,
-            event_ids=(*a.event_ids, lifecycle.event_ref(e)),
-            priority=raised,
-            double_handed=a.double_handed or double,
-        )
-        a = lifecycle.transition(
-            tx, a, "merged", None, kind=e.kind, count=a.count, event_id=e.event_id
-        )
-        if a.state is AlarmState.RAISED and a.deadline and a.deadline.kind is DeadlineKind.DEFER:
-            a = dispatch.dispatch(self, tx, a)  # a real press while a bed exit was being watched
-        tx.put_alarm(a)
-
-    def _on_callout(self, tx: _Tx, c: CalloutIn) -> None:
-        scheme = self.schemes.get(c.scheme)
-        if scheme is None:
-            return
-        alarm_id = str(uuid.uuid5(ALARM_NAMESPACE, f"callout/{c.scheme}/{c.callout_id}"))
-        if alarm_id in tx.alarm_map():
-            return
-        resident = scheme.resident(c.resident_ref)
-        view = CarelineCallout(
-            callout_id=c.callout_id,
-            resident_ref=c.resident_ref,
-            reason=c.reason or "-",
-            priority=c.priority,
-            operator=c.operator or "unknown",
-            requested_at=c.requested_at,
-        )
-        t = triage_callout(self._policy(c.scheme), view, resident)
-        a = Alarm(
-            alarm_id=alarm_id,
-            scheme=c.scheme,
-            kind="callout",
-            priority=t.priority or c.priority,
-            state=AlarmState.RAISED,
-            opened_at=c.requested_at,
-            received_at=c.received_at,
-            last_at=tx.now,
-            resident_ref=c.resident_ref,
-            flat_id=resident.flat if resident else None,
-            callout_id=c.callout_id,
-            double_handed=t.double_handed,
-            alert_control_room=t.alert_control_room,
-            chain=replace(self.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
-            reason=c.reason[:200],
-        )
-        lifecycle.careline(tx, a, "received")
-        self._open_alarm(tx, a, None)
-
-    def _on_clear(self, tx: _Tx, e: EventIn, kind: EventKind, ref: str | None) -> None:
-        if kind is EventKind.POWER_RESTORED:
-            tx.cmds.append(
-                RaiseTechnical(
-                    e.scheme, e.device_id, "power_fail", "power restored", tx.now, cleared=True
-                )
-            )
-            return
-        a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
-        if a is None or a.state is not AlarmState.RAISED or not a.deadline:
-            return
-        if a.deadline.kind is DeadlineKind.DEFER:
-            why = f"cleared by {kind.value}"
-            a = lifecycle.transition(tx, a, AlarmState.CANCELLED, None, reason=why)
-            tx.put_alarm(lifecycle.close(tx, a, why))
-
-    def _on_resident_cancel(self, tx: _Tx, e: EventIn, ref: str | None) -> None:
-        a = lifecycle.open_for(tx, e.scheme, ref, e.device_id)
-        if a is None:
-            return
-        policy = self._policy(e.scheme)
-        if policy.cancel_welfare_check:
-            lower = policy.cancel_downgrade_to
-            a = replace(
-                a,
-                welfare_check=True,
-                priority=lower if a.priority is not Priority.P0 else a.priority,
-                event_ids=(*a.event_ids, lifecycle.event_ref(e)),
-            )
-            a = lifecycle.transition(tx, a, "resident_cancel", None, welfare_check=True)
-            tx.put_alarm(a)
-            return
-        self._cancel(tx, a, "cancelled by resident")
-
-    def _cancel(self, tx: _Tx, a: Alarm, why: str) -> None:
-        lifecycle.free_carers(tx, a)
-        a = lifecycle.transition(tx, a, AlarmState.CANCELLED, None, reason=why)
-        lifecycle.careline(tx, a, "cancelled")
-        tx.put_alarm(lifecycle.close(tx, a, why))  # whoever is on their way is told too
 
     def _on_action(self, tx: _Tx, act: ActionIn) -> None:
         a = tx.alarm_map().get(act.alarm_id)
@@ -797,7 +588,7 @@ class Core:
             if act.outcome is Outcome.OTHER and not act.note.strip():
                 answer(False, "outcome 'other' needs a note")
                 return
-            self._resolve(tx, a, cid, act.outcome, act.note)
+            alarms.resolve(self, tx, a, cid, act.outcome, act.note)
             answer(True, "resolved")
 
     def _count_disturbance(self, tx: _Tx, a: Alarm, cid: str) -> None:
@@ -901,40 +692,6 @@ class Core:
             old = replace(old, state=AlarmState.OFFERED)
             old = dispatch.dispatch(self, tx, old)
         tx.put_alarm(old)
-
-    def _resolve(
-        self, tx: _Tx, a: Alarm, cid: str | None, outcome: Outcome, note: str, by: str = ""
-    ) -> None:
-        """Close ``a`` with an outcome: by the carer ``cid``, or by the operator ``by``."""
-        a = replace(a, outcome=outcome, note=note[:1000])
-        lifecycle.free_carers(tx, a)
-        extra = {"by": by} if by else {}
-        a = lifecycle.transition(
-            tx, a, AlarmState.RESOLVED, cid, outcome=outcome.value, note=a.note, **extra
-        )
-        lifecycle.careline(tx, a, "resolved", outcome=outcome.value)
-        if outcome is Outcome.UNABLE_TO_GAIN_ACCESS:
-            # The seeds' no-response policy: never closes silently.
-            msg = (
-                "unable to gain access: follow the no-response policy"
-                " (welfare check; police or EDT for forced entry)"
-            )
-            tx.cmds.append(FollowUpTask(a.scheme, a.alarm_id, "no_response", msg))
-            tx.cmds.append(
-                NotifyControlRoom(a.scheme, Priority.P1, "unable_to_gain_access", msg, a.alarm_id)
-            )
-            seniors: list[str | None] = list(
-                routing.on_call_seniors(self.schemes[a.scheme], tx.now)
-            )
-            for senior in seniors or [None]:
-                tx.cmds.append(NotifyOnCall(a.scheme, senior, a.alarm_id, msg))
-            if a.chain.advise_edt:
-                tx.cmds.append(AdviseEdt(a.scheme, a.alarm_id, msg))
-        # The resolver knows; a pair's other carer and any still-live offer are told.
-        if cid is None:
-            tx.put_alarm(lifecycle.close(tx, a, f"resolved by the control room ({by})"))
-        else:
-            tx.put_alarm(lifecycle.close(tx, a, f"resolved by {cid}", told=(cid,)))
 
     def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
         assert a.deadline is not None
@@ -1063,12 +820,6 @@ class Core:
                     scheme.id, Priority.P3, "carer_available", f"{n} carer(s) routable again"
                 )
             )
-
-    def _clear_no_contact_alarm(self, tx: _Tx, scheme_id: str, device_id: str) -> None:
-        for a in tx.state.on_board_for_device(scheme_id, device_id):
-            if a.is_open and a.kind == "no_contact":
-                if a.state in (AlarmState.RAISED, AlarmState.OFFERED, AlarmState.ESCALATED):
-                    self._cancel(tx, a, "device heard again")
 
     def _lag(
         self,
@@ -1219,4 +970,4 @@ class Core:
                 reason="hub silent: resident has no working alarm (welfare check)",
             )
             if lifecycle.open_for(tx, scheme.id, resident.client_ref, None) is None:
-                self._open_alarm(tx, a, None)
+                alarms.open_alarm(self, tx, a, None)
