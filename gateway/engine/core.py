@@ -24,6 +24,7 @@ from devices.scheme import Resident, Scheme, SchemeKind
 from devices.visits import VisitSchedule
 from gateway.engine import (
     alarms,
+    carer_actions,
     device_mode,
     dispatch,
     lifecycle,
@@ -32,18 +33,17 @@ from gateway.engine import (
     travel,
     visit_flow,
 )
+from gateway.engine.carer_actions import SLEEP_IN_DISTURBANCE_LIMIT as SLEEP_IN_DISTURBANCE_LIMIT
+from gateway.engine.carer_actions import night_of as night_of
 from gateway.engine.lifecycle import ALARM_NAMESPACE as ALARM_NAMESPACE
 from gateway.engine.model import (
-    PRIORITY_RANK,
     ActionIn,
     ActionKind,
-    ActionResult,
     Alarm,
     AlarmState,
     CalloutIn,
     CancelOffer,
     CarerState,
-    CarerStatus,
     Command,
     DeadlineKind,
     DeviceModeIn,
@@ -55,12 +55,10 @@ from gateway.engine.model import (
     Offer,
     OperatorIn,
     OperatorOp,
-    Outcome,
     PresenceIn,
     PromoteIn,
     RaiseTechnical,
     RecordDecision,
-    RecordTransition,
     Remind,
     TickIn,
     TimerIn,
@@ -73,7 +71,6 @@ from gateway.engine.triage import (
     load_policy,
 )
 from gateway.engine.visits import NightPlan
-from responders.models import ShiftRole
 
 _ALARM_DEVICE_TYPES = {DeviceType.PENDANT, DeviceType.FALL_DETECTOR}
 
@@ -89,15 +86,6 @@ class EngineConfig:
     # by more than this (and told it caught up below half of it): one alert, not one a device.
     lag_alert_s: int = 60
     closed_keep_s: int = 3600
-
-
-SLEEP_IN_DISTURBANCE_LIMIT = 2  # BCP specification 1.1.47: more than twice is a waking night
-
-
-def night_of(local: datetime) -> str:
-    """The night a local time belongs to, named by the date it started (noon to noon)."""
-    start = local.date() - timedelta(days=1) if local.hour < 12 else local.date()
-    return start.isoformat()
 
 
 class _Tx:
@@ -266,9 +254,9 @@ class Core:
             case CalloutIn():
                 alarms.on_callout(self, tx, inp)
             case ActionIn():
-                self._on_action(tx, inp)
+                carer_actions.on_action(self, tx, inp)
             case PresenceIn():
-                self._on_presence(tx, inp)
+                carer_actions.on_presence(self, tx, inp)
             case DeviceModeIn():
                 device_mode.on_mode(self, tx, inp)
             case PromoteIn():
@@ -405,7 +393,7 @@ class Core:
             case OperatorOp.ASSIGN:
                 self._assign(tx, scheme, a, inp)
             case OperatorOp.ACCEPT:
-                held = self._busy_elsewhere(tx, a, inp.carers[0])
+                held = carer_actions.busy_elsewhere(tx, a, inp.carers[0])
                 if held is not None:
                     tx.cmds.append(
                         NotifyControlRoom(
@@ -418,12 +406,12 @@ class Core:
                         )
                     )
                     return
-                self._on_action(
-                    tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ACCEPT, a.alarm_id)
+                carer_actions.on_action(
+                    self, tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ACCEPT, a.alarm_id)
                 )
             case OperatorOp.ARRIVED:
-                self._on_action(
-                    tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ARRIVED, a.alarm_id)
+                carer_actions.on_action(
+                    self, tx, ActionIn(a.scheme, inp.carers[0], ActionKind.ARRIVED, a.alarm_id)
                 )
 
     def _assign(self, tx: _Tx, scheme: Scheme, a: Alarm, inp: OperatorIn) -> None:
@@ -482,216 +470,6 @@ class Core:
         elif prior is AlarmState.ACCEPTED:
             lifecycle.careline(tx, a, "reoffered")
         tx.put_alarm(lifecycle.schedule(tx, a, DeadlineKind.OFFER_TIMEOUT, a.chain.offer_timeout_s))
-
-    def _on_action(self, tx: _Tx, act: ActionIn) -> None:
-        a = tx.alarm_map().get(act.alarm_id)
-
-        def answer(ok: bool, reason: str) -> None:
-            tx.cmds.append(
-                ActionResult(
-                    act.scheme,
-                    act.carer_id,
-                    act.alarm_id,
-                    act.action.value,
-                    ok,
-                    reason,
-                    act.offer_id,
-                    act.action_id,
-                )
-            )
-
-        if a is None or a.scheme != act.scheme:
-            answer(False, "unknown alarm")
-            return
-        if not a.is_open:
-            if act.action is ActionKind.RESOLVED and act.carer_id in a.accepted_by:
-                answer(True, "already resolved")  # a retried tap is harmless
-                return
-            answer(False, f"alarm already {a.state.value}")
-            return
-        cid = act.carer_id
-        if act.action is ActionKind.ACCEPT:
-            if cid in a.accepted_by:
-                answer(True, "already accepted")
-                return
-            live = next(
-                (
-                    o
-                    for o in a.offers
-                    if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
-                ),
-                None,
-            )
-            if live is None:
-                holder = ", ".join(a.accepted_by) or ", ".join(o.carer_id for o in a.offers)
-                answer(
-                    False,
-                    f"offer no longer live (alarm is {a.state.value}"
-                    + (f", with {holder})" if holder else ")"),
-                )
-                return
-            busy = self._busy_elsewhere(tx, a, cid)
-            if busy is not None:
-                answer(
-                    False, f"you hold {busy.priority} alarm {busy.alarm_id[:8]}: finish it first"
-                )
-                return
-            self._accept(tx, a, cid, live)
-            answer(True, "accepted")
-        elif act.action is ActionKind.DECLINE:
-            live = next(
-                (
-                    o
-                    for o in a.offers
-                    if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
-                ),
-                None,
-            )
-            if live is None:
-                # A decline of an offer that has already moved on (say, timed out and been
-                # re-offered to everyone) must not silently withdraw the newer offer.
-                answer(False, "offer no longer live")
-                return
-            dispatch.withdraw(self, tx, a, live, "declined", cancel_reason=None)
-            answer(True, "declined")
-        elif act.action is ActionKind.ARRIVED:
-            if cid not in a.accepted_by:
-                answer(False, "you have not accepted this alarm")
-                return
-            if cid in a.arrived_by:
-                answer(True, "already arrived")
-                return
-            first = a.state is not AlarmState.ARRIVED
-            a = replace(a, arrived_by=(*a.arrived_by, cid))
-            a = lifecycle.transition(tx, a, AlarmState.ARRIVED, cid)
-            if first:
-                lifecycle.careline(tx, a, "arrived")
-                a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
-            c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
-            if c is not None:
-                tx.put_carer(
-                    replace(c, position=replace(c.position, flat=a.flat_id, x=None, y=None))
-                )
-            self._count_disturbance(tx, a, cid)
-            tx.put_alarm(a)
-            answer(True, "arrived")
-        elif act.action is ActionKind.RESOLVED:
-            if cid not in a.accepted_by:
-                answer(False, "you have not accepted this alarm")
-                return
-            if a.state is not AlarmState.ARRIVED:
-                answer(False, "mark arrived before resolving")
-                return
-            if act.outcome is None:
-                answer(False, "an outcome is required")
-                return
-            if act.outcome is Outcome.OTHER and not act.note.strip():
-                answer(False, "outcome 'other' needs a note")
-                return
-            alarms.resolve(self, tx, a, cid, act.outcome, act.note)
-            answer(True, "resolved")
-
-    def _count_disturbance(self, tx: _Tx, a: Alarm, cid: str) -> None:
-        """A sleep-in carer attending an alarm is disturbed; past two, the night is waking."""
-        scheme = self.schemes[a.scheme]
-        if ShiftRole.SLEEP_IN not in routing.on_shift_roles(scheme, cid, tx.now):
-            return
-        night = night_of(tx.now.astimezone(scheme.tz))
-        n = tx.disturb(f"{a.scheme}/{cid}/{night}")
-        tx.cmds.append(
-            RecordTransition(
-                a.alarm_id,
-                a.scheme,
-                "sleep_in_disturbance",
-                lifecycle.stamp(a, tx.now),
-                a.priority,
-                cid,
-                {"night": night, "count": n},
-            )
-        )
-        if n == SLEEP_IN_DISTURBANCE_LIMIT + 1:
-            tx.cmds.append(
-                NotifyControlRoom(
-                    a.scheme,
-                    Priority.P3,
-                    "sleep_in_waking_night",
-                    f"sleep-in carer {cid} disturbed {n} times on the night of {night}:"
-                    " the night counts as a waking night",
-                    a.alarm_id,
-                )
-            )
-
-    def _busy_elsewhere(self, tx: _Tx, a: Alarm, cid: str) -> Alarm | None:
-        """The open alarm this carer may not leave for ``a`` (pre-emption needs two levels)."""
-        c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
-        if c is None or c.busy_with is None or c.busy_with == a.alarm_id:
-            return None
-        held = tx.alarm_map().get(c.busy_with)
-        if held is None or not held.is_open:
-            return None
-        if PRIORITY_RANK[held.priority] - PRIORITY_RANK[a.priority] >= 2:
-            return None
-        return held
-
-    def _accept(self, tx: _Tx, a: Alarm, cid: str, offer: Offer) -> None:
-        scheme = self.schemes[a.scheme]
-        a = replace(
-            a,
-            offers=tuple(o for o in a.offers if o is not offer),
-            accepted_by=(*a.accepted_by, cid),
-        )
-        c = tx.carer_map().get(routing.carer_key(a.scheme, cid)) or CarerState(cid, a.scheme)
-        if c.busy_with and c.busy_with != a.alarm_id:
-            self._preempted(tx, c.busy_with, cid)  # checked by _can_leave before we got here
-        tx.put_carer(replace(c, busy_with=a.alarm_id))
-        visit_flow.on_taken(self, tx, a, cid)  # a P0/P1 takes them off a planned visit
-        eta = 0.0
-        if a.flat_id is not None:
-            p = c.position
-            est = travel.estimate(
-                scheme,
-                travel.Position(
-                    flat=p.flat,
-                    block=p.block,
-                    point=None if p.x is None or p.y is None else routing._point(p.x, p.y),
-                    floor=p.floor,
-                ),
-                a.flat_id,
-                self.config.travel,
-            )
-            eta = est.seconds
-        if len(a.accepted_by) < lifecycle.needed(a):
-            a = lifecycle.transition(tx, a, "accepted_one", cid, eta_s=round(eta))
-            if not a.offers:
-                a = dispatch.dispatch(self, tx, a)
-            tx.put_alarm(a)
-            return
-        for o in a.offers:
-            tx.cmds.append(
-                CancelOffer(a.scheme, o.carer_id, a.alarm_id, o.offer_id, "taken by another carer")
-            )
-        a = replace(a, offers=())
-        a = lifecycle.transition(tx, a, AlarmState.ACCEPTED, cid, eta_s=round(eta))
-        lifecycle.careline(tx, a, "accepted", eta_s=round(eta))
-        a = lifecycle.schedule(tx, a, DeadlineKind.ARRIVAL, eta + a.chain.arrival_margin_s)
-        tx.put_alarm(a)
-
-    def _preempted(self, tx: _Tx, alarm_id: str, cid: str) -> None:
-        old = tx.alarm_map().get(alarm_id)
-        if old is None or not old.is_open:
-            return
-        old = replace(
-            old,
-            accepted_by=tuple(x for x in old.accepted_by if x != cid),
-            arrived_by=tuple(x for x in old.arrived_by if x != cid),
-            tried=(*old.tried, cid),
-        )
-        old = lifecycle.transition(tx, old, "preempted", cid)
-        lifecycle.careline(tx, old, "reoffered")
-        if len(old.accepted_by) < lifecycle.needed(old):
-            old = replace(old, state=AlarmState.OFFERED)
-            old = dispatch.dispatch(self, tx, old)
-        tx.put_alarm(old)
 
     def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
         assert a.deadline is not None
@@ -756,31 +534,6 @@ class Core:
             a = replace(a, nagged=a.nagged + 1)
             a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
         tx.put_alarm(a)
-
-    def _on_presence(self, tx: _Tx, p: PresenceIn) -> None:
-        scheme = self.schemes.get(p.scheme)
-        if scheme is None or scheme.carer(p.carer_id) is None:
-            return
-        key = routing.carer_key(p.scheme, p.carer_id)
-        c = tx.carer_map().get(key) or CarerState(p.carer_id, p.scheme)
-        if p.what == "login":
-            c = replace(c, logged_in=True, handset_seen=tx.now, status=CarerStatus.AVAILABLE)
-        elif p.what == "logout":
-            c = replace(c, logged_in=False)
-        elif p.what == "heartbeat":
-            c = replace(c, handset_seen=tx.now)
-        elif p.what == "status" and p.status is not None:
-            c = replace(c, status=p.status)
-        if p.position is not None:
-            c = replace(c, position=p.position)
-        if key in tx.state.silent_handsets and c.logged_in and c.handset_seen == tx.now:
-            tx.state.set_silent(key, False)
-        tx.put_carer(c)
-        if not c.logged_in or c.status is not CarerStatus.AVAILABLE:
-            # Anything they were offered moves on now rather than at the timeout.
-            why = "signed out" if not c.logged_in else f"marked {c.status.value}"
-            dispatch.withdraw_all(self, tx, p.scheme, p.carer_id, why)
-        self._check_coverage(tx, scheme)
 
     def _routable_count(self, tx: _Tx, scheme: Scheme, *, stop_at: int | None = None) -> int:
         """How many carers could be offered an alarm now (counting stops at ``stop_at``).
