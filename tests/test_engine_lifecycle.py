@@ -9,6 +9,7 @@ import pytest
 
 from devices.events import Priority
 from devices.registry import DeviceType
+from gateway.engine import deadline_rules
 from gateway.engine.model import (
     ActionKind,
     ActionResult,
@@ -16,6 +17,7 @@ from gateway.engine.model import (
     CalloutIn,
     CancelOffer,
     CarelineStatus,
+    DeadlineKind,
     DeviceModeIn,
     EventIn,
     FollowUpTask,
@@ -383,3 +385,8 @@ def test_night_is_judged_by_when_the_event_arrived_not_when_the_engine_got_to_it
     day = d.now
     d.feed(EventIn(HZC.id, "door-2", door, "door_open", day, day))
     assert len(d.state.alarms) == 1
+
+
+def test_every_deadline_kind_has_its_handler() -> None:
+    """The engine's rule table is complete: a kind without a handler would raise mid-step."""
+    assert set(deadline_rules.HANDLERS) == set(DeadlineKind)

@@ -26,6 +26,7 @@ from gateway.engine import (
     alarms,
     carer_actions,
     control_room,
+    deadline_rules,
     device_mode,
     dispatch,
     lifecycle,
@@ -41,10 +42,8 @@ from gateway.engine.model import (
     Alarm,
     AlarmState,
     CalloutIn,
-    CancelOffer,
     CarerState,
     Command,
-    DeadlineKind,
     DeviceModeIn,
     EscalationChain,
     EventIn,
@@ -56,7 +55,6 @@ from gateway.engine.model import (
     PresenceIn,
     PromoteIn,
     RaiseTechnical,
-    Remind,
     TickIn,
     TimerIn,
     VisitActionIn,
@@ -266,7 +264,7 @@ class Core:
                 a = tx.alarm_map().get(inp.alarm_id)
                 # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
                 if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
-                    self._on_deadline(tx, a)
+                    deadline_rules.on_deadline(self, tx, a)
             case TickIn():
                 self._on_tick(tx, inp)
             case VisitActionIn():
@@ -310,70 +308,6 @@ class Core:
     # ---- test windows -----------------------------------------------------------------------
 
     # ---- the control room's actions ---------------------------------------------------------
-
-    def _on_deadline(self, tx: _Tx, a: Alarm) -> None:
-        assert a.deadline is not None
-        kind = a.deadline.kind
-        if kind is DeadlineKind.DEFER:
-            a = lifecycle.transition(tx, a, "defer_expired", None)
-            a = dispatch.dispatch(self, tx, a)
-        elif kind is DeadlineKind.OFFER_TIMEOUT:
-            timed_out = [o for o in a.offers if o.role != "all"]
-            for o in timed_out:
-                tx.cmds.append(
-                    CancelOffer(
-                        a.scheme, o.carer_id, a.alarm_id, o.offer_id, "not answered in time"
-                    )
-                )
-            a = replace(
-                a,
-                offers=tuple(o for o in a.offers if o.role == "all"),
-                tried=(*a.tried, *(o.carer_id for o in timed_out)),
-            )
-            a = lifecycle.transition(
-                tx, a, "offer_timeout", None, carers=[o.carer_id for o in timed_out]
-            )
-            a = dispatch.dispatch(self, tx, a)
-        elif kind is DeadlineKind.ESCALATION_REPEAT:
-            a = dispatch.escalate(self, tx, a, "still unanswered")
-        elif kind is DeadlineKind.ARRIVAL:
-            for cid in a.accepted_by:
-                if cid not in a.arrived_by:
-                    tx.cmds.append(
-                        Remind(
-                            a.scheme,
-                            cid,
-                            a.alarm_id,
-                            "please mark arrived, or tell the control room",
-                        )
-                    )
-            if not (a.nagged and lifecycle.quiet(a, tx.now)):
-                tx.cmds.append(
-                    NotifyControlRoom(
-                        a.scheme,
-                        a.priority,
-                        "no_arrival",
-                        "accepted but no arrival within the expected time",
-                        a.alarm_id,
-                    )
-                )
-            a = replace(a, nagged=a.nagged + 1)
-            a = lifecycle.transition(tx, a, "retrigger", None, reason="no arrival")
-            a = lifecycle.schedule(tx, a, DeadlineKind.ARRIVAL, a.chain.arrival_repeat_s)
-        elif kind is DeadlineKind.ON_SITE:
-            if not (a.nagged and lifecycle.quiet(a, tx.now)):
-                tx.cmds.append(
-                    NotifyControlRoom(
-                        a.scheme,
-                        Priority.P3,
-                        "long_on_site",
-                        "carer on site a long time without resolving",
-                        a.alarm_id,
-                    )
-                )
-            a = replace(a, nagged=a.nagged + 1)
-            a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
-        tx.put_alarm(a)
 
     def _routable_count(self, tx: _Tx, scheme: Scheme, *, stop_at: int | None = None) -> int:
         """How many carers could be offered an alarm now (counting stops at ``stop_at``).
@@ -473,7 +407,7 @@ class Core:
         for aid in st.due_alarms_in_order(now):
             cur = tx.alarm_map()[aid]
             if cur.is_open and cur.deadline and cur.deadline.due <= now:
-                self._on_deadline(tx, cur)
+                deadline_rules.on_deadline(self, tx, cur)
         order = self.order
         # Handsets last heard before judge - timeout are silent (``routing.handset_live``).
         silent = st.handsets_silent_before(judge - timedelta(seconds=cfg.handset_timeout_s))
