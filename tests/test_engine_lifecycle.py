@@ -9,7 +9,7 @@ import pytest
 
 from devices.events import Priority
 from devices.registry import DeviceType
-from gateway.engine import deadline_rules
+from gateway.engine import carer_actions, deadline_rules
 from gateway.engine.model import (
     ActionKind,
     ActionResult,
@@ -387,6 +387,7 @@ def test_night_is_judged_by_when_the_event_arrived_not_when_the_engine_got_to_it
     assert len(d.state.alarms) == 1
 
 
-def test_every_deadline_kind_has_its_handler() -> None:
-    """The engine's rule table is complete: a kind without a handler would raise mid-step."""
+def test_every_deadline_kind_and_carer_action_has_its_handler() -> None:
+    """The engine's rule tables are complete: a kind without a handler would raise mid-step."""
     assert set(deadline_rules.HANDLERS) == set(DeadlineKind)
+    assert set(carer_actions.HANDLERS) == set(ActionKind)

@@ -5,6 +5,7 @@ and presence (login, logout, handset heartbeat, status).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -42,109 +43,115 @@ def night_of(local: datetime) -> str:
     return start.isoformat()
 
 
-def on_action(core: Core, tx: _Tx, act: ActionIn) -> None:
-    a = tx.alarm_map().get(act.alarm_id)
+def _live_offer(a: Alarm, act: ActionIn) -> Offer | None:
+    """The carer's live offer of ``a`` (the one named, if the handset named one)."""
+    return next(
+        (
+            o
+            for o in a.offers
+            if o.carer_id == act.carer_id and (act.offer_id is None or o.offer_id == act.offer_id)
+        ),
+        None,
+    )
 
-    def answer(ok: bool, reason: str) -> None:
-        tx.cmds.append(
-            ActionResult(
-                act.scheme,
-                act.carer_id,
-                act.alarm_id,
-                act.action.value,
-                ok,
-                reason,
-                act.offer_id,
-                act.action_id,
-            )
-        )
 
-    if a is None or a.scheme != act.scheme:
-        answer(False, "unknown alarm")
-        return
-    if not a.is_open:
-        if act.action is ActionKind.RESOLVED and act.carer_id in a.accepted_by:
-            answer(True, "already resolved")  # a retried tap is harmless
-            return
-        answer(False, f"alarm already {a.state.value}")
-        return
+def _accept(core: Core, tx: _Tx, a: Alarm, act: ActionIn) -> tuple[bool, str]:
     cid = act.carer_id
-    if act.action is ActionKind.ACCEPT:
-        if cid in a.accepted_by:
-            answer(True, "already accepted")
-            return
-        live = next(
-            (
-                o
-                for o in a.offers
-                if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
-            ),
-            None,
+    if cid in a.accepted_by:
+        return True, "already accepted"
+    live = _live_offer(a, act)
+    if live is None:
+        holder = ", ".join(a.accepted_by) or ", ".join(o.carer_id for o in a.offers)
+        return (
+            False,
+            f"offer no longer live (alarm is {a.state.value}"
+            + (f", with {holder})" if holder else ")"),
         )
-        if live is None:
-            holder = ", ".join(a.accepted_by) or ", ".join(o.carer_id for o in a.offers)
-            answer(
-                False,
-                f"offer no longer live (alarm is {a.state.value}"
-                + (f", with {holder})" if holder else ")"),
-            )
-            return
-        busy = busy_elsewhere(tx, a, cid)
-        if busy is not None:
-            answer(False, f"you hold {busy.priority} alarm {busy.alarm_id[:8]}: finish it first")
-            return
-        accept(core, tx, a, cid, live)
-        answer(True, "accepted")
-    elif act.action is ActionKind.DECLINE:
-        live = next(
-            (
-                o
-                for o in a.offers
-                if o.carer_id == cid and (act.offer_id is None or o.offer_id == act.offer_id)
-            ),
-            None,
+    busy = busy_elsewhere(tx, a, cid)
+    if busy is not None:
+        return False, f"you hold {busy.priority} alarm {busy.alarm_id[:8]}: finish it first"
+    accept(core, tx, a, cid, live)
+    return True, "accepted"
+
+
+def _decline(core: Core, tx: _Tx, a: Alarm, act: ActionIn) -> tuple[bool, str]:
+    live = _live_offer(a, act)
+    if live is None:
+        # A decline of an offer that has already moved on (say, timed out and been
+        # re-offered to everyone) must not silently withdraw the newer offer.
+        return False, "offer no longer live"
+    dispatch.withdraw(core, tx, a, live, "declined", cancel_reason=None)
+    return True, "declined"
+
+
+def _arrived(core: Core, tx: _Tx, a: Alarm, act: ActionIn) -> tuple[bool, str]:
+    cid = act.carer_id
+    if cid not in a.accepted_by:
+        return False, "you have not accepted this alarm"
+    if cid in a.arrived_by:
+        return True, "already arrived"
+    first = a.state is not AlarmState.ARRIVED
+    a = replace(a, arrived_by=(*a.arrived_by, cid))
+    a = lifecycle.transition(tx, a, AlarmState.ARRIVED, cid)
+    if first:
+        lifecycle.careline(tx, a, "arrived")
+        a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
+    c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
+    if c is not None:
+        tx.put_carer(replace(c, position=replace(c.position, flat=a.flat_id, x=None, y=None)))
+    count_disturbance(core, tx, a, cid)
+    tx.put_alarm(a)
+    return True, "arrived"
+
+
+def _resolved(core: Core, tx: _Tx, a: Alarm, act: ActionIn) -> tuple[bool, str]:
+    cid = act.carer_id
+    if cid not in a.accepted_by:
+        return False, "you have not accepted this alarm"
+    if a.state is not AlarmState.ARRIVED:
+        return False, "mark arrived before resolving"
+    if act.outcome is None:
+        return False, "an outcome is required"
+    if act.outcome is Outcome.OTHER and not act.note.strip():
+        return False, "outcome 'other' needs a note"
+    alarms.resolve(core, tx, a, cid, act.outcome, act.note)
+    return True, "resolved"
+
+
+# A carer's action on an open alarm -> its handler, which applies it and says (ok, why).
+Handler = Callable[["Core", "_Tx", Alarm, ActionIn], tuple[bool, str]]
+HANDLERS: Mapping[ActionKind, Handler] = {
+    ActionKind.ACCEPT: _accept,
+    ActionKind.DECLINE: _decline,
+    ActionKind.ARRIVED: _arrived,
+    ActionKind.RESOLVED: _resolved,
+}
+
+
+def on_action(core: Core, tx: _Tx, act: ActionIn) -> None:
+    """A carer's handset action; the handset is always answered (``ActionResult``)."""
+    a = tx.alarm_map().get(act.alarm_id)
+    if a is None or a.scheme != act.scheme:
+        ok, reason = False, "unknown alarm"
+    elif not a.is_open:
+        if act.action is ActionKind.RESOLVED and act.carer_id in a.accepted_by:
+            ok, reason = True, "already resolved"  # a retried tap is harmless
+        else:
+            ok, reason = False, f"alarm already {a.state.value}"
+    else:
+        ok, reason = HANDLERS[act.action](core, tx, a, act)
+    tx.cmds.append(
+        ActionResult(
+            act.scheme,
+            act.carer_id,
+            act.alarm_id,
+            act.action.value,
+            ok,
+            reason,
+            act.offer_id,
+            act.action_id,
         )
-        if live is None:
-            # A decline of an offer that has already moved on (say, timed out and been
-            # re-offered to everyone) must not silently withdraw the newer offer.
-            answer(False, "offer no longer live")
-            return
-        dispatch.withdraw(core, tx, a, live, "declined", cancel_reason=None)
-        answer(True, "declined")
-    elif act.action is ActionKind.ARRIVED:
-        if cid not in a.accepted_by:
-            answer(False, "you have not accepted this alarm")
-            return
-        if cid in a.arrived_by:
-            answer(True, "already arrived")
-            return
-        first = a.state is not AlarmState.ARRIVED
-        a = replace(a, arrived_by=(*a.arrived_by, cid))
-        a = lifecycle.transition(tx, a, AlarmState.ARRIVED, cid)
-        if first:
-            lifecycle.careline(tx, a, "arrived")
-            a = lifecycle.schedule(tx, a, DeadlineKind.ON_SITE, a.chain.on_site_check_s)
-        c = tx.carer_map().get(routing.carer_key(a.scheme, cid))
-        if c is not None:
-            tx.put_carer(replace(c, position=replace(c.position, flat=a.flat_id, x=None, y=None)))
-        count_disturbance(core, tx, a, cid)
-        tx.put_alarm(a)
-        answer(True, "arrived")
-    elif act.action is ActionKind.RESOLVED:
-        if cid not in a.accepted_by:
-            answer(False, "you have not accepted this alarm")
-            return
-        if a.state is not AlarmState.ARRIVED:
-            answer(False, "mark arrived before resolving")
-            return
-        if act.outcome is None:
-            answer(False, "an outcome is required")
-            return
-        if act.outcome is Outcome.OTHER and not act.note.strip():
-            answer(False, "outcome 'other' needs a note")
-            return
-        alarms.resolve(core, tx, a, cid, act.outcome, act.note)
-        answer(True, "resolved")
+    )
 
 
 def count_disturbance(core: Core, tx: _Tx, a: Alarm, cid: str) -> None:
