@@ -8,6 +8,22 @@ Invariants (checked by property tests): every open alarm has exactly one live de
 off-shift, logged-out or silent carer is offered anything; no offer is sent once an alarm is
 fully accepted; an alarm's transition times never go backwards; a repeated event id never
 opens a second alarm.
+
+``Core`` is the one entry point (``step``, ``initial_state``, ``next_due``); it holds what is
+worked out once from the schemes and routes each input to the module whose responsibility it
+is. The rules are functions of ``(core, tx, ...)`` in:
+
+- ``lifecycle``: the primitives every rule changes an alarm through (transition, deadline,
+  close, Careline status);
+- ``alarms``: raising from an event or callout, merging, clearing, cancelling, resolving;
+- ``dispatch``: offers, escalation, withdrawing an offer;
+- ``carer_actions``: accept, decline, arrived, resolved (a table action -> handler),
+  pre-emption, sleep-in disturbances, presence;
+- ``deadline_rules``: what each deadline kind does when it falls due (a table kind -> handler);
+- ``supervision``: the tick (silent handsets and devices, coverage, lag, clean-up);
+- ``control_room``: the operator's actions, promoting a test call, a fault seen to;
+- ``device_mode``: test windows and test calls;
+- ``visit_flow``: planned visits.
 """
 
 from __future__ import annotations
@@ -255,10 +271,7 @@ class Core:
             case FaultClearIn():
                 control_room.on_fault_clear(tx, inp)
             case TimerIn():
-                a = tx.alarm_map().get(inp.alarm_id)
-                # A stale timer (the alarm moved on, so its epoch moved on) is ignored.
-                if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
-                    deadline_rules.on_deadline(self, tx, a)
+                deadline_rules.on_timer(self, tx, inp)
             case TickIn():
                 supervision.on_tick(self, tx, inp)
             case VisitActionIn():
@@ -275,7 +288,7 @@ class Core:
     def next_due(state: EngineState) -> datetime | None:
         return state.next_due()
 
-    # ---- helpers ----------------------------------------------------------------------------
+    # ---- what a carer's handset is sent -----------------------------------------------------
 
     def offer_payload(self, scheme: Scheme, a: Alarm, offer: Offer) -> dict[str, Any]:
         """Only what the carer needs for this alarm (no other residents, no client ref)."""
@@ -299,11 +312,3 @@ class Core:
             "welfare_check": a.welfare_check,
             "count": a.count,
         }
-
-    # ---- dispatch and escalation ------------------------------------------------------------
-
-    # ---- inputs -----------------------------------------------------------------------------
-
-    # ---- test windows -----------------------------------------------------------------------
-
-    # ---- the control room's actions ---------------------------------------------------------

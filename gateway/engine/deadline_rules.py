@@ -16,6 +16,7 @@ from gateway.engine.model import (
     DeadlineKind,
     NotifyControlRoom,
     Remind,
+    TimerIn,
 )
 
 if TYPE_CHECKING:
@@ -108,3 +109,11 @@ def on_deadline(core: Core, tx: _Tx, a: Alarm) -> None:
     """The alarm's live deadline has fallen due (its timer, or a tick found it overdue)."""
     assert a.deadline is not None
     tx.put_alarm(HANDLERS[a.deadline.kind](core, tx, a))
+
+
+def on_timer(core: Core, tx: _Tx, inp: TimerIn) -> None:
+    """An alarm's timer fired. A stale one (the alarm moved on, so its epoch moved on) is
+    ignored."""
+    a = tx.alarm_map().get(inp.alarm_id)
+    if a is not None and a.is_open and a.deadline and a.deadline.epoch == inp.epoch:
+        on_deadline(core, tx, a)
