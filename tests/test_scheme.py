@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,6 +19,8 @@ from devices.scheme import (
     RiskFlag,
     Scheme,
     SchemeError,
+    _Builder,
+    _compose,
     load_scheme,
     parse_scheme,
 )
@@ -387,6 +391,65 @@ rota:
     assert scheme.rota[1].start == time(22)
     assert scheme.rota[1].role is ShiftRole.WAKING_NIGHT
     assert scheme.rota[1].days == {Weekday.SATURDAY, Weekday.SUNDAY}
+
+
+# --- the two parsers ---------------------------------------------------------------------------
+
+EXAMPLES = sorted((EXAMPLE.parent).glob("*.yaml"))
+TRICKY = [
+    "a: &x {b: 1, c: [2, 3]}\nd: *x\ne:\n  <<: *x\n  b: 4\n",
+    "start: 23:00\nq: '23:00'\nn: -1:30\nf: 1.5e3\nt: 2024-05-06\nu: 2024-05-06T01:02:03Z\n",
+    "yes: no\noff: ON\nnull_: ~\nempty:\nhex: 0x1F\noct: 0o17\nold_oct: 017\ninf: .inf\n",
+    "block: |\n  two\n  lines\nfolded: >\n  one\n  line\nplain: multi\n  word\n",
+    "? complex\n: key\nlist:\n- - nested\n  - more\n- {}\n- []\n",
+    "\"quoted key\": \"\\u00e9\\t\\x41\"\nsingle: 'it''s'\n# comment\nend: 1 # trailing\n",
+    "%YAML 1.1\n---\nafter: directive\n...\n",
+    "bad: !!python/name:os.system x\nint_key: {1: a, 2: b}\ndup: 1\ndup: 2\n",
+]
+
+
+def _built(root: Any) -> tuple[Any, dict[Any, int], list[tuple[int, str]]]:
+    builder = _Builder()
+    data = builder.build(root)
+    return data, builder.lines, sorted(builder.problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [p.read_text(encoding="utf-8") for p in EXAMPLES] + TRICKY,
+    ids=[p.name for p in EXAMPLES] + [f"tricky-{i}" for i in range(len(TRICKY))],
+)
+def test_libyaml_path_builds_what_the_python_parser_builds(text: str) -> None:
+    # Schemes are parsed by libyaml's parser under PyYAML's composer (devices/scheme.py
+    # ``_compose``); the values, lines and problems must be those of the pure-Python loader.
+    fast = _compose(text)
+    assert fast is not None
+    assert type(fast.start_mark) is yaml._yaml.Mark  # it did take the libyaml path
+    assert _built(fast) == _built(yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    # libyaml's own composer recurses in C and kills the process at this depth.
+    err = error_for("a: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    assert "nested too deeply" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("id: x\nname: ok\nbad: \x07bell\n", None, "special characters are not allowed"),
+        ("id: x\n---\nname: y\n", 2, "expected a single document"),
+        ("id: x\nname: [a, b\nkind: c\n", 2, "closing bracket missing"),
+        ("id: x\nname: \tb: c\n", 2, "cannot start any token"),
+    ],
+)
+def test_errors_the_libyaml_parser_meets_read_as_before(
+    text: str, line: int | None, fragment: str
+) -> None:
+    # What libyaml refuses is parsed again by PyYAML's own parser, for its messages and lines.
+    err = error_for(text)
+    assert err.line == line, str(err)
+    assert fragment in str(err)
 
 
 # --- devices -----------------------------------------------------------------------------------
