@@ -67,8 +67,10 @@ def listen_socket(host: str, port: int) -> socket.socket:
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Start-up fails fast: a bad scheme file stops the gateway here, naming the line.
-        files = {p: load_scheme(p) for p in settings.schemes}
+        # Start-up fails fast: a bad scheme file stops the gateway here, naming the line. The
+        # state directory keeps each file's parse, for a faster restart (devices/scheme.py).
+        state = settings.journal.path.parent
+        files = {p: load_scheme(p, cache_dir=state) for p in settings.schemes}
         schemes = {s.id: s for s in files.values()}
         # A bad visit schedule stops start-up too, naming its line.
         schedules = load_schedules({s.id: p for p, s in files.items()}, settings.visits, schemes)

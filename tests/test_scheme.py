@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from devices.scheme import (
     SchemeError,
     _Builder,
     _compose,
+    _json_plain,
     load_scheme,
     parse_scheme,
 )
@@ -450,6 +453,97 @@ def test_errors_the_libyaml_parser_meets_read_as_before(
     err = error_for(text)
     assert err.line == line, str(err)
     assert fragment in str(err)
+
+
+# --- the parse kept in the state directory ------------------------------------------------------
+
+
+def _cache_file(state: Path) -> Path:
+    [held] = state.glob(".scheme-parse-*.json")
+    return held
+
+
+def test_a_cached_parse_gives_the_same_scheme_and_is_private(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    first = load_scheme(path, cache_dir=state)
+    held = _cache_file(state)
+    assert held.stat().st_mode & 0o777 == 0o600  # residents' details
+    assert load_scheme(path, cache_dir=state) == first == load_scheme(path)
+    # The second load took the kept data: changing that data (same key) shows through.
+    body = json.loads(held.read_text())
+    body["data"]["name"] = "Renamed From The Cache"
+    held.write_text(json.dumps(body))
+    assert load_scheme(path, cache_dir=state).name == "Renamed From The Cache"
+
+
+def test_an_edited_file_is_parsed_again(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    load_scheme(path, cache_dir=state)
+    path.write_text(swap(text, "\nname: Hazelhurst Court\n", "\nname: Hazelhurst Court Two\n"))
+    assert load_scheme(path, cache_dir=state).name == "Hazelhurst Court Two"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda body: b"\x00\xff not json",
+        lambda body: body[: len(body) // 2],
+        lambda body: b"[]",
+        lambda body: json.dumps({**json.loads(body), "data": [1, 2]}).encode(),
+        # Data that no longer validates (as after a validator change): parsed again.
+        lambda body: json.dumps(
+            {**json.loads(body), "data": {**json.loads(body)["data"], "kind": 7}}
+        ).encode(),
+    ],
+    ids=["garbage", "truncated", "not-a-mapping", "data-not-a-mapping", "invalid-data"],
+)
+def test_a_damaged_cache_is_never_trusted(
+    tmp_path: Path, text: str, damage: Callable[[bytes], bytes]
+) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    expected = load_scheme(path, cache_dir=state)
+    held = _cache_file(state)
+    held.write_bytes(damage(held.read_bytes()))
+    assert load_scheme(path, cache_dir=state) == expected
+    assert json.loads(held.read_text())["data"]["name"] == expected.name  # written again
+
+
+def test_bad_files_name_their_line_with_a_cache_too(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    load_scheme(path, cache_dir=state)
+    broken = swap(text, "kind: extra_care", "kind: care_home")
+    path.write_text(broken, encoding="utf-8")
+    for _ in range(2):  # nothing is kept for a file that does not validate
+        with pytest.raises(SchemeError) as info:
+            load_scheme(path, cache_dir=state)
+        assert info.value.line == line_of(broken, "kind: care_home")
+
+
+def test_only_data_json_gives_back_unchanged_is_kept() -> None:
+    # An unquoted YAML date would come back from JSON as a string, an int key as a string.
+    assert _json_plain({"a": [1, 2.5, None, True, "x", {"b": {}}]})
+    for value in ({1: "a"}, {"a": date(2024, 5, 6)}, [b"x"], {"a": float("nan")}, ("t",)):
+        assert not _json_plain(value)
+
+
+def test_a_read_only_state_directory_still_loads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o500)
+    try:
+        assert load_scheme(path, cache_dir=state) == load_scheme(path)
+    finally:
+        state.chmod(0o700)
 
 
 # --- devices -----------------------------------------------------------------------------------
