@@ -41,6 +41,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.records import CalloutRecord, EventRecord, RecordType
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.broker_conn import Backoff, mqtt_client
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -201,6 +202,7 @@ class Ingest:
         m = self.settings.mqtt
         backoff = Backoff(m.reconnect_min_s, m.reconnect_max_s)
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 client = self._client()
                 async with client:
@@ -271,6 +273,7 @@ class Ingest:
         loop = asyncio.get_running_loop()
         max_batch = self.settings.journal.max_batch
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             taken = [await self.queue.get()]
             # Group commit: take whatever queued up while the previous fsync ran.
             while len(taken) < max_batch and not self.queue.empty():
@@ -291,6 +294,7 @@ class Ingest:
         items = [p.incoming for p in batch]
         started = time.perf_counter()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 results = await loop.run_in_executor(self.writer, self.journal.commit, items)
                 break
@@ -327,6 +331,7 @@ class Ingest:
         """Publish a fence, wait for it to come back through the commit, pause, repeat."""
         pause = max(0.02, min(1.0, self.clock.real_seconds(FENCE_EVERY_S)))
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             self._fence_back.clear()
             payload = self.fences.issue(self.clock.now())
             try:

@@ -35,6 +35,7 @@ from devices.records import (
     VisitRecord,
 )
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.broker_conn import connection_options
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -314,6 +315,7 @@ class EngineService:
         tick_every = self.settings.engine.tick_s
         next_tick = self.clock.now()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             self.wake.clear()
             read_at = self.clock.now()
             sample = self._sample(read_at)
@@ -679,6 +681,7 @@ class EngineService:
         m = self.settings.mqtt
         delay = m.reconnect_min_s
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 async with aiomqtt.Client(
                     **connection_options(m, publisher=True),
