@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import json
-import logging
-import os
 import signal
 import sys
 import time
@@ -196,18 +194,10 @@ def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
     if visits:
         settings = settings.model_copy(update={"visits": visits})
     logs.configure(settings.environment)
-    log = logging.getLogger("gateway.cli")
-    began = time.monotonic()
     try:
         gw = Gateway(settings)
     except SchemeError as exc:
         _refuse([f"scheme error: {exc}"])
-    # The start-up phases, for reading a restart's time from the log (docs/performance.md).
-    log.info(
-        "starting: python and imports %s s, schemes read and services built %.2f s",
-        _fmt(_process_age(began)),
-        time.monotonic() - began,
-    )
     refusal = publisher_refusal(settings.mqtt)
     if refusal is not None:
         _refuse([refusal])
@@ -222,20 +212,6 @@ def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
         if fatal is None or rest is not None:
             raise
         _refuse([str(e) for e in _leaves(fatal)])
-
-
-def _process_age(at: float) -> float | None:
-    """Seconds from this process's creation to monotonic time ``at`` (Linux; None elsewhere)."""
-    try:
-        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        age_now = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    return age_now - (time.monotonic() - at)
-
-
-def _fmt(seconds: float | None) -> str:
-    return "?" if seconds is None else f"{seconds:.2f}"
 
 
 def _refuse(lines: list[str], code: int = 2) -> NoReturn:
