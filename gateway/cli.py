@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import typer.core
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from gateway.config import Settings
 
 # Typer carries its own copy of click; a command is whatever its groups hold.
@@ -155,8 +156,13 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(scheme_app, name="scheme", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
 
-console = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """rich's console, imported when a command prints (``gateway run`` never does)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
 
 SchemeOpt = Annotated[
     list[Path] | None,
@@ -248,7 +254,7 @@ def scheme_load(path: Path) -> None:
     try:
         s = load_scheme(path)
     except SchemeError as exc:
-        err.print(f"[red]invalid scheme[/red] {exc}")
+        _console(stderr=True).print(f"[red]invalid scheme[/red] {exc}")
         raise typer.Exit(1) from exc
     blocks = [b for site in s.sites for b in site.blocks]
     flats = [f for b in blocks for f in b.flats]
@@ -265,8 +271,8 @@ def scheme_load(path: Path) -> None:
         ("rota shifts", len(s.rota)),
     ):
         table.add_row(label, str(n))
-    console.print(table)
-    console.print(f"[green]ok[/green] {path}")
+    _console().print(table)
+    _console().print(f"[green]ok[/green] {path}")
 
 
 @protocol_app.command("schema")
@@ -284,7 +290,7 @@ def protocol_schema(
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in schemas.items():
         (out / name).write_text(json.dumps(schema, indent=2) + "\n")
-        console.print(f"wrote {out / name}")
+        _console().print(f"wrote {out / name}")
 
 
 def simulate_stream(
@@ -311,11 +317,11 @@ def simulate_stream(
             if rate > 0:
                 time.sleep(max(0.0, started + (i + 1) / rate - time.monotonic()))
         if not pub.wait_acked(count, timeout=120):
-            err.print("[red]broker did not acknowledge every event[/red]")
+            _console(stderr=True).print("[red]broker did not acknowledge every event[/red]")
             raise typer.Exit(1)
     finally:
         pub.close()
-    console.print(f"published {count} events for {s.id} in {time.monotonic() - started:.2f}s")
+    _console().print(f"published {count} events for {s.id} in {time.monotonic() - started:.2f}s")
 
 
 @app.command("events")
@@ -339,7 +345,7 @@ def events(
         finally:
             http.close()
     except httpx.HTTPError as exc:
-        err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
+        _console(stderr=True).print(f"[red]gateway not reachable at {base}[/red]: {exc}")
         raise typer.Exit(1) from exc
     schemes = ", ".join(sorted({r["scheme"] for r in rows})) or "no events yet"
     table = Table(title=f"Latest {len(rows)} device events in TimescaleDB ({schemes})")
@@ -353,8 +359,8 @@ def events(
             r["location"] or "",
             "" if r["battery_pct"] is None else f"{r['battery_pct']}%",
         )
-    console.print(table)
-    console.print(
+    _console().print(table)
+    _console().print(
         f"journal head {stats['journal_head']}, shipped {stats['shipped']}, "
         f"epoch {stats['journal_epoch'][:8]}"
     )

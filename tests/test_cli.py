@@ -67,7 +67,7 @@ def test_the_gateway_start_path_imports_no_other_subcommand() -> None:
     probe = (
         "import sys, gateway.cli, gateway.service, gateway.auth.store as s\n"
         "mods = ['gateway.reports.cli', 'gateway.users_cli', 'gateway.provision_cli',"
-        " 'simulator.cli', 'simulator.runner']\n"
+        " 'simulator.cli', 'simulator.runner', 'rich']\n"
         "print([m for m in mods if m in sys.modules], s._dummy_hash.cache_info().currsize)\n"
     )
     out = subprocess.run(
