@@ -456,8 +456,8 @@ def load_scheme(path: Path | str, cache_dir: Path | None = None) -> Scheme:
     if cached is not None:
         try:
             return Scheme.model_validate(cached)
-        except ValidationError:
-            pass  # parsed again below, for errors that name their lines
+        except Exception:  # not valid now, or damaged in a way JSON allows: parse the file
+            pass
     data, lines = _parse_data(text, source, "scheme")
     scheme = _validate(Scheme, data, lines, source)
     cache.put(data)
