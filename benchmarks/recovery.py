@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -93,6 +94,24 @@ def prefill(path: Path, scheme: Scheme, hours: float) -> int:
     return n
 
 
+def spawn_profiled(env: dict[str, str], log: Path, out: Path) -> subprocess.Popen[bytes]:
+    """The gateway under py-spy (raw collapsed stacks, 250 Hz, every thread) into ``out``."""
+    spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(spy), "record", "-r", "250", "--threads", "--format", "raw", "-o", str(out)]
+    cmd += ["--", sys.executable, "-m", "gateway.cli", "gateway", "run"]
+    with log.open("ab") as sink:
+        return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of a process so far (Linux), None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def open_alarms(url: str) -> float:
     return sum(v for k, v in metrics(url).items() if k.startswith("telecare_open_alarms"))
 
@@ -114,6 +133,9 @@ def main() -> None:
     ap.add_argument("--open-alarms", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=72.0)
     ap.add_argument("--keep-log", type=Path, help="copy the gateway's log here at the end")
+    ap.add_argument(
+        "--profile", type=Path, help="run the restarted gateway under py-spy, stacks to this file"
+    )
     args = ap.parse_args()
     flats = args.open_alarms + 10
     raw = scheme_dict(0, flats, 40)
@@ -185,27 +207,44 @@ def main() -> None:
                 started = time.monotonic()
                 with log.open("a") as out:  # so the log's own stamps can be read from here
                     out.write(f"{datetime.now(UTC).isoformat()} bench: restart\n")
-                proc = spawn_gateway(env, log)
+                if args.profile is None:
+                    proc = spawn_gateway(env, log)
+                else:
+                    proc = spawn_profiled(env, log, args.profile)
                 result["ready_s"] = wait_ready(proc, url, log, 180)
+                # CPU the restarted process used until ready: what a busy machine (load from
+                # other processes) does not inflate the way it does wall time.
+                result["ready_cpu_s"] = None if args.profile else cpu_seconds(proc.pid)
                 # The first offer any handset gets from the restarted gateway: with every carer
                 # holding an offer already, the new press itself waits its turn in the queue.
                 offer = h.wait(lambda g: g.body.get("type") == "offer", 120, mark)
                 result["first_offer_s"] = None if offer is None else offer.at - started
             finally:
                 h.close()
+                if args.profile is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT only
+                    proc.wait(60)
                 stop(proc)
                 if args.keep_log is not None:
                     args.keep_log.write_bytes(log.read_bytes())
     print()
     print(
         table(
-            ["open alarms", "journal rows", "python + imports s", "ready s", "first offer s"],
+            [
+                "open alarms",
+                "journal rows",
+                "python + imports s",
+                "ready s",
+                "CPU s to ready",
+                "first offer s",
+            ],
             [
                 [
                     round(result["open_alarms_at_kill"]),
                     result["journal_rows"],
                     result["import_s"],
                     result["ready_s"],
+                    result["ready_cpu_s"] if result["ready_cpu_s"] is not None else "-",
                     result["first_offer_s"] if result["first_offer_s"] is not None else "none",
                 ]
             ],

@@ -25,12 +25,14 @@ FULL: dict[str, list[str]] = {
     "alarm_latency": ["--rates", "0,500,2000,5000"],
     "engine_scale": ["--devices", "1000,10000,100000", "--alarm-budget", "30", "--samples", "100"],
     "recovery": ["--open-alarms", "1000", "--hours", "72"],
+    "cores": ["--events", "100000", "--workers", "2"],
 }
 QUICK: dict[str, list[str]] = {
     "ingest_drain": ["--events", "10000"],
     "alarm_latency": ["--rates", "0,500", "--presses", "10", "--timer-probes", "1"],
     "engine_scale": ["--devices", "1000,10000", "--alarm-budget", "10"],
     "recovery": ["--open-alarms", "100", "--hours", "6"],
+    "cores": ["--events", "10000", "--workers", "2"],
 }
 
 

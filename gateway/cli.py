@@ -8,60 +8,161 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from devices.events import json_schemas
-from devices.scheme import SchemeError, load_scheme
-from devices.topics import TopicLayout
-from gateway.provision_cli import provision_command
-from gateway.reports.cli import db_app, report_app
-from gateway.users_cli import api_client, issue_tokens, users_app
-from simulator.cli import hints as simulate_hints
-from simulator.cli import list_scenarios as simulate_list
-from simulator.cli import repeat as simulate_repeat
-from simulator.cli import run as simulate_run
+import typer.core
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from gateway.config import Settings
+
+# Typer carries its own copy of click; a command is whatever its groups hold.
+Command = Any
+
+# Only what ``telecare gateway run`` needs is imported here. Every other subcommand's module
+# (reports, users, provisioning, the simulator: together about 0.4 s of imports) is imported
+# when that subcommand is chosen, or when ``--help`` lists it: a restarted gateway is ready
+# sooner (docs/performance.md, "Recovery").
+
+
+def _simulate_app() -> typer.Typer:
+    # The scenario simulator lives in simulator/ (it speaks to the gateway only over MQTT and
+    # HTTP).
+    from simulator.cli import hints, list_scenarios, repeat, run
+
+    simulate = typer.Typer(help="Simulated devices publishing over MQTT.", no_args_is_help=True)
+    simulate.command("run")(run)
+    simulate.command("list")(list_scenarios)
+    simulate.command("repeat")(repeat)
+    simulate.command("hints")(hints)
+    simulate.command("stream")(simulate_stream)
+    return simulate
+
+
+def _carers_app() -> typer.Typer:
+    from gateway.users_cli import issue_tokens
+
+    carers = typer.Typer(
+        help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
+    )
+    carers.command("issue-tokens")(issue_tokens)
+    return carers
+
+
+def _users_app() -> typer.Typer:
+    from gateway.users_cli import users_app
+
+    return users_app
+
+
+def _devices_app() -> typer.Typer:
+    from gateway.provision_cli import provision_command
+
+    devices = typer.Typer(
+        help="Broker credentials and ACL for devices, handsets, the gateway.",
+        no_args_is_help=True,
+    )
+    devices.command("provision")(provision_command)
+    return devices
+
+
+def _report_app() -> typer.Typer:
+    from gateway.reports.cli import report_app
+
+    return report_app
+
+
+def _db_app() -> typer.Typer:
+    from gateway.reports.cli import db_app
+
+    return db_app
+
+
+# name -> (the sub-app's builder, the options ``add_typer`` would have been given)
+_LAZY: dict[str, tuple[Callable[[], typer.Typer], dict[str, Any]]] = {
+    "simulate": (_simulate_app, {}),
+    "carers": (_carers_app, {}),
+    "users": (_users_app, {}),
+    "devices": (_devices_app, {"no_args_is_help": True}),
+    "report": (_report_app, {"no_args_is_help": True}),
+    "db": (_db_app, {}),
+}
+
+
+def _load(name: str) -> Command:
+    build, options = _LAZY[name]
+    holder = typer.Typer()
+    holder.add_typer(build(), name=name, **options)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, typer.core.TyperGroup)
+    return group.commands[name]
+
+
+class _LazyCommands(MutableMapping[str, Command]):
+    """The top-level commands, the lazy ones built on first lookup (names listed without
+    loading, so an unknown command's suggestions cost nothing)."""
+
+    def __init__(self, eager: MutableMapping[str, Command]) -> None:
+        self._loaded: dict[str, Command] = dict(eager)
+        self._names = list(eager) + [n for n in _LAZY if n not in eager]
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._loaded:
+            if name not in _LAZY:
+                raise KeyError(name)
+            self._loaded[name] = _load(name)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, cmd: Command) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._loaded[name] = cmd
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _LazyCommands(self.commands)
+
 
 # No locals in tracebacks: they would print settings, tokens and residents' details.
 app = typer.Typer(
     help="Telecare alarm-response gateway.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=_LazyGroup,
 )
 gateway_app = typer.Typer(help="Run the gateway service.", no_args_is_help=True)
 scheme_app = typer.Typer(help="Scheme files: sites, flats, residents, devices, carers, rota.")
 protocol_app = typer.Typer(help="The device/Careline wire protocol.", no_args_is_help=True)
-simulate_app = typer.Typer(help="Simulated devices publishing over MQTT.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(scheme_app, name="scheme", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
-app.add_typer(simulate_app, name="simulate")
-# The scenario simulator lives in simulator/ (it speaks to the gateway only over MQTT and HTTP).
-simulate_app.command("run")(simulate_run)
-simulate_app.command("list")(simulate_list)
-simulate_app.command("repeat")(simulate_repeat)
-simulate_app.command("hints")(simulate_hints)
-carers_app = typer.Typer(
-    help="Carers: sign-in tokens for the carer web page.", no_args_is_help=True
-)
-app.add_typer(carers_app, name="carers")
-app.add_typer(users_app, name="users")
-devices_app = typer.Typer(help="Broker credentials and ACL for devices, handsets, the gateway.")
-app.add_typer(devices_app, name="devices", no_args_is_help=True)
-devices_app.command("provision")(provision_command)
-app.add_typer(report_app, name="report", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
-console = Console()
-err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """rich's console, imported when a command prints (``gateway run`` never does)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
 
 SchemeOpt = Annotated[
     list[Path] | None,
@@ -82,6 +183,7 @@ VisitsOpt = Annotated[
 @gateway_app.command("run")
 def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
+    from devices.scheme import SchemeError
     from gateway import logs
     from gateway.broker_conn import publisher_refusal
     from gateway.ingest import FatalMqttError
@@ -145,10 +247,14 @@ def _leaves(group: BaseExceptionGroup[Exception]) -> list[Exception]:
 @scheme_app.command("load")
 def scheme_load(path: Path) -> None:
     """Validate a scheme file and summarise it; errors name the offending line."""
+    from rich.table import Table
+
+    from devices.scheme import SchemeError, load_scheme
+
     try:
         s = load_scheme(path)
     except SchemeError as exc:
-        err.print(f"[red]invalid scheme[/red] {exc}")
+        _console(stderr=True).print(f"[red]invalid scheme[/red] {exc}")
         raise typer.Exit(1) from exc
     blocks = [b for site in s.sites for b in site.blocks]
     flats = [f for b in blocks for f in b.flats]
@@ -165,8 +271,8 @@ def scheme_load(path: Path) -> None:
         ("rota shifts", len(s.rota)),
     ):
         table.add_row(label, str(n))
-    console.print(table)
-    console.print(f"[green]ok[/green] {path}")
+    _console().print(table)
+    _console().print(f"[green]ok[/green] {path}")
 
 
 @protocol_app.command("schema")
@@ -174,6 +280,8 @@ def protocol_schema(
     out: Annotated[Path | None, typer.Option(help="Write one .json file per model here.")] = None,
 ) -> None:
     """Print (or write) the JSON Schemas of the device event and Careline call-out."""
+    from devices.events import json_schemas
+
     schemas = json_schemas()
     if out is None:
         json.dump(schemas, sys.stdout, indent=2)
@@ -182,10 +290,9 @@ def protocol_schema(
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in schemas.items():
         (out / name).write_text(json.dumps(schema, indent=2) + "\n")
-        console.print(f"wrote {out / name}")
+        _console().print(f"wrote {out / name}")
 
 
-@simulate_app.command("stream")
 def simulate_stream(
     scheme: Annotated[Path, typer.Option("--scheme", "-s")] = Path(
         "examples/hazelhurst-court.yaml"
@@ -195,6 +302,8 @@ def simulate_stream(
     seed: int = 1,
 ) -> None:
     """Publish a short stream of plausible device events (QoS 1) and wait for every PUBACK."""
+    from devices.scheme import load_scheme
+    from devices.topics import TopicLayout
     from simulator.publisher import Publisher, event_stream
 
     settings = _settings()
@@ -208,11 +317,11 @@ def simulate_stream(
             if rate > 0:
                 time.sleep(max(0.0, started + (i + 1) / rate - time.monotonic()))
         if not pub.wait_acked(count, timeout=120):
-            err.print("[red]broker did not acknowledge every event[/red]")
+            _console(stderr=True).print("[red]broker did not acknowledge every event[/red]")
             raise typer.Exit(1)
     finally:
         pub.close()
-    console.print(f"published {count} events for {s.id} in {time.monotonic() - started:.2f}s")
+    _console().print(f"published {count} events for {s.id} in {time.monotonic() - started:.2f}s")
 
 
 @app.command("events")
@@ -221,6 +330,11 @@ def events(
     url: Annotated[str | None, typer.Option(help="Gateway base URL.")] = None,
 ) -> None:
     """Show the latest device events recorded in TimescaleDB, via the gateway API."""
+    import httpx
+    from rich.table import Table
+
+    from gateway.users_cli import api_client
+
     settings = _settings()
     base = url or f"http://{settings.http.host}:{settings.http.port}"
     try:
@@ -231,7 +345,7 @@ def events(
         finally:
             http.close()
     except httpx.HTTPError as exc:
-        err.print(f"[red]gateway not reachable at {base}[/red]: {exc}")
+        _console(stderr=True).print(f"[red]gateway not reachable at {base}[/red]: {exc}")
         raise typer.Exit(1) from exc
     schemes = ", ".join(sorted({r["scheme"] for r in rows})) or "no events yet"
     table = Table(title=f"Latest {len(rows)} device events in TimescaleDB ({schemes})")
@@ -245,14 +359,11 @@ def events(
             r["location"] or "",
             "" if r["battery_pct"] is None else f"{r['battery_pct']}%",
         )
-    console.print(table)
-    console.print(
+    _console().print(table)
+    _console().print(
         f"journal head {stats['journal_head']}, shipped {stats['shipped']}, "
         f"epoch {stats['journal_epoch'][:8]}"
     )
-
-
-carers_app.command("issue-tokens")(issue_tokens)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from devices.decoders import DecodeError, Registry, decode_message
 from devices.records import CalloutRecord, EventRecord, RecordType
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.broker_conn import Backoff, mqtt_client, no_delay
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -248,6 +249,7 @@ class Ingest:
         m = self.settings.mqtt
         backoff = Backoff(m.reconnect_min_s, m.reconnect_max_s)
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 client = self._client()
                 async with client:
@@ -332,6 +334,7 @@ class Ingest:
         # behind a batch of heartbeats (measured at 2,000/s: 5-15 ms behind them).
         grace_until = 0.0
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             first = await self.queue.get()
             if not _is_urgent_pending(first):
                 # A routine batch fills for up to ``window`` after the last routine commit
@@ -382,6 +385,7 @@ class Ingest:
         items = [p.incoming for p in batch]
         started = time.perf_counter()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 results = await loop.run_in_executor(self.writer, self.journal.commit, items)
                 break
@@ -418,6 +422,7 @@ class Ingest:
         """Publish a fence, wait for it to come back through the commit, pause, repeat."""
         pause = max(0.02, min(1.0, self.clock.real_seconds(FENCE_EVERY_S)))
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             self._fence_back.clear()
             payload = self.fences.issue(self.clock.now())
             try:

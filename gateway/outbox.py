@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.clock import Clock
 from gateway.config import DeliverySettings
 from gateway.dispatch_hub import DispatchHub
@@ -150,6 +151,7 @@ class OutboxPublisher:
         """Publish until cancelled or the connection is gone (``connected()`` false)."""
         loop = asyncio.get_running_loop()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             if not connected():
                 raise ConnectionError("outbox connection lost")
             self.wake.clear()

@@ -24,6 +24,7 @@ from typing import Protocol
 from devices.receipts import ReceiptStatus
 from devices.records import CalloutRecord, EventRecord
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.journal import CommitResult, Incoming
 from gateway.metrics import Metrics
 from gateway.puback import AckedPublisher, PublishOutcome
@@ -153,6 +154,7 @@ class ReceiptQueue:
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
+                raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
                 topic, payload = await self.queue.get()
                 await slots.acquire()
                 task = asyncio.create_task(self._one(publisher, topic, payload, slots))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from gateway.metrics import Metrics
 from gateway.queries import Pool, Queries, write_audit
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
-from gateway.startup import StartupError
+from gateway.startup import StartupError, process_age
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,13 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 class Gateway:
     def __init__(self, settings: Settings) -> None:
+        began = time.monotonic()
+        self._imports_s = process_age(began)  # the start-up line in run()
         self.settings = settings
-        # Start-up fails fast: a bad scheme file stops the gateway here, naming the line.
-        files = {p: load_scheme(p) for p in settings.schemes}
+        # Start-up fails fast: a bad scheme file stops the gateway here, naming the line. The
+        # state directory keeps each file's parse, for a faster restart (devices/scheme.py).
+        state = settings.journal.path.parent
+        files = {p: load_scheme(p, cache_dir=state) for p in settings.schemes}
         schemes = {s.id: s for s in files.values()}
         # A bad visit schedule stops start-up too, naming its line.
         schedules = load_schedules({s.id: p for p, s in files.items()}, settings.visits, schemes)
@@ -132,6 +137,7 @@ class Gateway:
                 auth=auth,
             )
         )
+        self._built_s = time.monotonic() - began
 
     # ---- accounts and the audit trail ------------------------------------------------------
 
@@ -214,6 +220,7 @@ class Gateway:
         # Bind before anything else starts, so a port in use is a one-line refusal at start-up
         # rather than uvicorn exiting from inside the running task group.
         sock = listen_socket(http.host, http.port)
+        opening = time.monotonic()
         try:
             self.journal.open()
         except BaseException:
@@ -226,6 +233,14 @@ class Gateway:
             self.settings.journal.path,
             self.journal.epoch,
             ", ".join(sorted(self.registry.schemes)),
+        )
+        # Where a (re)start's time went, to read from the log (docs/performance.md, Recovery).
+        log.info(
+            "start-up: python and imports %s s, schemes read and services built %.2f s,"
+            " journal opened %.2f s",
+            "?" if self._imports_s is None else f"{self._imports_s:.2f}",
+            self._built_s,
+            time.monotonic() - opening,
         )
         self._first_accounts()
         server = _Server(

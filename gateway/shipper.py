@@ -29,6 +29,7 @@ import psycopg
 
 from api_models import ShipperStatus, StreamStatus
 from gateway import storage
+from gateway.aio import raise_if_cancelling
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.journal import (
@@ -161,6 +162,7 @@ class Shipper:
         delay = db.retry_min_s
         last_prune = time.monotonic()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 async with await psycopg.AsyncConnection.connect(
                     db.dsn.get_secret_value(), autocommit=True, connect_timeout=5
@@ -174,6 +176,7 @@ class Shipper:
                     self._set_db(True)
                     delay = db.retry_min_s
                     while True:
+                        raise_if_cancelling()
                         moved = await self.ship_once(conn)
                         if time.monotonic() - last_prune > PRUNE_EVERY_S:
                             last_prune = time.monotonic()
@@ -181,6 +184,7 @@ class Shipper:
                         if not moved:
                             await asyncio.sleep(db.ship_idle_s)
             except (psycopg.Error, OSError) as exc:
+                raise_if_cancelling(exc)  # a cancel mid-query can surface as the query's error
                 self.last_error = _first_line(exc)
                 if _outage(exc):
                     self._set_db(False)
@@ -234,6 +238,7 @@ class Shipper:
         try:
             await st.ship(conn, rows, gw, epoch)
         except Exception as exc:
+            raise_if_cancelling(exc)  # never quarantine a row for a cancel
             if not storage.row_error(exc):
                 raise
             if len(rows) > 1:

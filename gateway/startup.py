@@ -8,8 +8,11 @@ only each error's location and message are.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -65,3 +68,14 @@ def load_settings() -> Settings:
         found = re.search(r'field "(\w+)"', str(exc))
         name = f"{ENV_PREFIX}{found.group(1).upper()}" if found else "a TELECARE_ setting"
         raise StartupRefused([f"{name}: not valid JSON"]) from None
+
+
+def process_age(at: float) -> float | None:
+    """Seconds from this process's creation to monotonic time ``at``: what starting Python and
+    the imports took, for the start-up line in the log (Linux; None elsewhere)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        age_now = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return age_now - (time.monotonic() - at)

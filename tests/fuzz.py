@@ -34,6 +34,7 @@ TOPICS = {
     "zigbee": "zigbee2mqtt/flat-1-front-door",
     "action": "telecare/test-court/carers/cw-01/actions",
     "presence": "telecare/test-court/carers/cw-01/presence",
+    "visit": "telecare/test-court/carers/cw-01/visits",
 }
 
 # A valid payload per decoder, as JSON text fragments per field.
@@ -83,6 +84,14 @@ BASES: dict[str, dict[str, str]] = {
         "x": "1.5",
         "y": "2.5",
         "floor": "0",
+    },
+    "visit": {
+        "visit_action_id": json.dumps(str(uuid.UUID(int=4))),
+        "action": '"frustrated"',
+        "visit_id": '"v-01"',
+        "reason": '"no_access"',
+        "note": '"key safe empty"',
+        "at": '"2026-11-22T02:25:00Z"',
     },
 }
 

@@ -9,6 +9,7 @@ import pytest
 
 from devices.events import Priority
 from devices.registry import DeviceType
+from gateway.engine import carer_actions, deadline_rules
 from gateway.engine.model import (
     ActionKind,
     ActionResult,
@@ -16,11 +17,14 @@ from gateway.engine.model import (
     CalloutIn,
     CancelOffer,
     CarelineStatus,
+    DeadlineKind,
     DeviceModeIn,
     EventIn,
     FollowUpTask,
     NotifyControlRoom,
     NotifyOnCall,
+    OperatorIn,
+    OperatorOp,
     Outcome,
     PresenceIn,
     RaiseTechnical,
@@ -245,6 +249,56 @@ def test_bed_exit_at_night_waits_for_return_before_paging() -> None:
     assert offers(d.event(bed.device_id, "bed_exit")) == []
 
 
+def test_a_bed_exit_with_no_return_is_offered_when_its_wait_runs_out() -> None:
+    d = two_carers()
+    assert offers(d.event(device_in("A-013"), "bed_exit")) == []
+    [a] = d.state.alarms.values()
+    assert a.state is AlarmState.RAISED and a.deadline is not None
+    assert a.deadline.kind is DeadlineKind.DEFER
+    d.advance((a.deadline.due - d.now).total_seconds() - 1)
+    assert fire_due(d) == []  # still within the wait
+    d.advance(1)
+    d.heartbeat_all()  # the carers' handsets are still live when the wait runs out
+    cmds = fire_due(d)
+    steps = [c.state for c in cmds if isinstance(c, RecordTransition)]
+    assert steps == ["defer_expired", AlarmState.OFFERED]
+    assert [o.carer_id for o in offers(cmds)] == ["cw-01"]  # type: ignore[arg-type]
+
+
+def test_a_bed_return_within_the_wait_cancels_the_bed_exit() -> None:
+    d = two_carers()
+    d.event(device_in("A-013"), "bed_exit")
+    d.advance(30)
+    cmds = d.event(device_in("A-013"), "bed_return")
+    [a] = d.state.alarms.values()
+    assert a.state is AlarmState.CANCELLED and a.deadline is None
+    [t] = [c for c in cmds if isinstance(c, RecordTransition)]
+    assert t.detail == {"reason": "cleared by bed_return"}
+    d.advance(3600)
+    assert fire_due(d) == [] and offers(d.log) == []
+
+
+def test_a_carer_long_on_site_is_checked_on_until_the_control_room_acknowledges() -> None:
+    d = two_carers()
+    [o] = offers(d.event(device_in("A-013")))
+    d.act("cw-01", ActionKind.ACCEPT, o.alarm_id, o.offer_id)
+    d.act("cw-01", ActionKind.ARRIVED, o.alarm_id)
+    a = d.state.alarms[o.alarm_id]
+    assert a.deadline is not None and a.deadline.kind is DeadlineKind.ON_SITE
+
+    def checks() -> list[NotifyControlRoom]:
+        d.advance(a.chain.on_site_check_s)
+        return [c for c in fire_due(d) if isinstance(c, NotifyControlRoom)]
+
+    assert [c.code for c in checks()] == ["long_on_site"]
+    assert [c.code for c in checks()] == ["long_on_site"]  # and again, an hour later
+    d.feed(OperatorIn(HZC.id, o.alarm_id, OperatorOp.ACKNOWLEDGE, "op-1"))
+    assert checks() == []  # held once acknowledged; the deadline still repeats
+    live = d.state.alarms[o.alarm_id]
+    assert live.state is AlarmState.ARRIVED and live.deadline is not None
+    assert live.deadline.kind is DeadlineKind.ON_SITE
+
+
 def test_fire_in_a_flat_with_an_open_call_is_its_own_p0_alarm() -> None:
     d = two_carers()
     [o] = offers(d.event(device_in("A-013")))
@@ -383,3 +437,9 @@ def test_night_is_judged_by_when_the_event_arrived_not_when_the_engine_got_to_it
     day = d.now
     d.feed(EventIn(HZC.id, "door-2", door, "door_open", day, day))
     assert len(d.state.alarms) == 1
+
+
+def test_every_deadline_kind_and_carer_action_has_its_handler() -> None:
+    """The engine's rule tables are complete: a kind without a handler would raise mid-step."""
+    assert set(deadline_rules.HANDLERS) == set(DeadlineKind)
+    assert set(carer_actions.HANDLERS) == set(ActionKind)

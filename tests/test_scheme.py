@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,6 +21,9 @@ from devices.scheme import (
     RiskFlag,
     Scheme,
     SchemeError,
+    _Builder,
+    _compose,
+    _json_plain,
     load_scheme,
     parse_scheme,
 )
@@ -387,6 +394,156 @@ rota:
     assert scheme.rota[1].start == time(22)
     assert scheme.rota[1].role is ShiftRole.WAKING_NIGHT
     assert scheme.rota[1].days == {Weekday.SATURDAY, Weekday.SUNDAY}
+
+
+# --- the two parsers ---------------------------------------------------------------------------
+
+EXAMPLES = sorted((EXAMPLE.parent).glob("*.yaml"))
+TRICKY = [
+    "a: &x {b: 1, c: [2, 3]}\nd: *x\ne:\n  <<: *x\n  b: 4\n",
+    "start: 23:00\nq: '23:00'\nn: -1:30\nf: 1.5e3\nt: 2024-05-06\nu: 2024-05-06T01:02:03Z\n",
+    "yes: no\noff: ON\nnull_: ~\nempty:\nhex: 0x1F\noct: 0o17\nold_oct: 017\ninf: .inf\n",
+    "block: |\n  two\n  lines\nfolded: >\n  one\n  line\nplain: multi\n  word\n",
+    "? complex\n: key\nlist:\n- - nested\n  - more\n- {}\n- []\n",
+    "\"quoted key\": \"\\u00e9\\t\\x41\"\nsingle: 'it''s'\n# comment\nend: 1 # trailing\n",
+    "%YAML 1.1\n---\nafter: directive\n...\n",
+    "bad: !!python/name:os.system x\nint_key: {1: a, 2: b}\ndup: 1\ndup: 2\n",
+]
+
+
+def _built(root: Any) -> tuple[Any, dict[Any, int], list[tuple[int, str]]]:
+    builder = _Builder()
+    data = builder.build(root)
+    return data, builder.lines, sorted(builder.problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [p.read_text(encoding="utf-8") for p in EXAMPLES] + TRICKY,
+    ids=[p.name for p in EXAMPLES] + [f"tricky-{i}" for i in range(len(TRICKY))],
+)
+def test_libyaml_path_builds_what_the_python_parser_builds(text: str) -> None:
+    # Schemes are parsed by libyaml's parser under PyYAML's composer (devices/scheme.py
+    # ``_compose``); the values, lines and problems must be those of the pure-Python loader.
+    fast = _compose(text)
+    assert fast is not None
+    assert type(fast.start_mark) is yaml._yaml.Mark  # it did take the libyaml path
+    assert _built(fast) == _built(yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    # libyaml's own composer recurses in C and kills the process at this depth.
+    err = error_for("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert "nested too deeply" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("id: x\nname: ok\nbad: \x07bell\n", None, "special characters are not allowed"),
+        ("id: x\n---\nname: y\n", 2, "expected a single document"),
+        ("id: x\nname: [a, b\nkind: c\n", 2, "closing bracket missing"),
+        ("id: x\nname: \tb: c\n", 2, "cannot start any token"),
+    ],
+)
+def test_errors_the_libyaml_parser_meets_read_as_before(
+    text: str, line: int | None, fragment: str
+) -> None:
+    # What libyaml refuses is parsed again by PyYAML's own parser, for its messages and lines.
+    err = error_for(text)
+    assert err.line == line, str(err)
+    assert fragment in str(err)
+
+
+# --- the parse kept in the state directory ------------------------------------------------------
+
+
+def _cache_file(state: Path) -> Path:
+    [held] = state.glob(".scheme-parse-*.json")
+    return held
+
+
+def test_a_cached_parse_gives_the_same_scheme_and_is_private(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    first = load_scheme(path, cache_dir=state)
+    held = _cache_file(state)
+    assert held.stat().st_mode & 0o777 == 0o600  # residents' details
+    assert load_scheme(path, cache_dir=state) == first == load_scheme(path)
+    # The second load took the kept data: changing that data (same key) shows through.
+    body = json.loads(held.read_text())
+    body["data"]["name"] = "Renamed From The Cache"
+    held.write_text(json.dumps(body))
+    assert load_scheme(path, cache_dir=state).name == "Renamed From The Cache"
+
+
+def test_an_edited_file_is_parsed_again(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    load_scheme(path, cache_dir=state)
+    path.write_text(swap(text, "\nname: Hazelhurst Court\n", "\nname: Hazelhurst Court Two\n"))
+    assert load_scheme(path, cache_dir=state).name == "Hazelhurst Court Two"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda body: b"\x00\xff not json",
+        lambda body: body[: len(body) // 2],
+        lambda body: b"[]",
+        lambda body: json.dumps({**json.loads(body), "data": [1, 2]}).encode(),
+        # Data that no longer validates (as after a validator change): parsed again.
+        lambda body: json.dumps(
+            {**json.loads(body), "data": {**json.loads(body)["data"], "kind": 7}}
+        ).encode(),
+    ],
+    ids=["garbage", "truncated", "not-a-mapping", "data-not-a-mapping", "invalid-data"],
+)
+def test_a_damaged_cache_is_never_trusted(
+    tmp_path: Path, text: str, damage: Callable[[bytes], bytes]
+) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    expected = load_scheme(path, cache_dir=state)
+    held = _cache_file(state)
+    held.write_bytes(damage(held.read_bytes()))
+    assert load_scheme(path, cache_dir=state) == expected
+    assert json.loads(held.read_text())["data"]["name"] == expected.name  # written again
+
+
+def test_bad_files_name_their_line_with_a_cache_too(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    load_scheme(path, cache_dir=state)
+    broken = swap(text, "kind: extra_care", "kind: care_home")
+    path.write_text(broken, encoding="utf-8")
+    for _ in range(2):  # nothing is kept for a file that does not validate
+        with pytest.raises(SchemeError) as info:
+            load_scheme(path, cache_dir=state)
+        assert info.value.line == line_of(broken, "kind: care_home")
+
+
+def test_only_data_json_gives_back_unchanged_is_kept() -> None:
+    # An unquoted YAML date would come back from JSON as a string, an int key as a string.
+    assert _json_plain({"a": [1, 2.5, None, True, "x", {"b": {}}]})
+    for value in ({1: "a"}, {"a": date(2024, 5, 6)}, [b"x"], {"a": float("nan")}, ("t",)):
+        assert not _json_plain(value)
+
+
+def test_a_read_only_state_directory_still_loads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hzc.yaml"
+    path.write_text(text, encoding="utf-8")
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o500)
+    try:
+        assert load_scheme(path, cache_dir=state) == load_scheme(path)
+    finally:
+        state.chmod(0o700)
 
 
 # --- devices -----------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ answer and the engine applying it, the engine refuses it and tells the control r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
 
 from api_models import (
@@ -28,10 +29,9 @@ from api_models import (
     ResolveIn,
     SilenceIn,
 )
-from gateway.api.deps import AuthContext, AuthDep, InboxDep, LiveDep
+from gateway.api.deps import AuthDep, InboxDep, LiveDep
 from gateway.api.errors import errors
 from gateway.api.params import AlarmPath
-from gateway.api.ports import ControlInbox, LiveView
 from gateway.api.security import OPERATIONS, allow, client_address
 from gateway.auth.store import Session
 from gateway.engine.model import OperatorIn, OperatorOp, Outcome
@@ -43,18 +43,25 @@ Operator = Annotated[Session, allow(*OPERATIONS)]
 ANSWERS = errors(401, 403, 404, 409)
 
 
+@dataclass
+class OperatorCall:
+    """Who is acting and the services an action goes through (one dependency per route)."""
+
+    request: Request
+    me: Operator
+    live: LiveDep
+    inbox: InboxDep
+    auth: AuthDep
+
+
+Call = Annotated[OperatorCall, Depends()]
+
+
 async def act(
-    request: Request,
-    me: Session,
-    live: LiveView,
-    inbox: ControlInbox,
-    auth: AuthContext,
-    alarm_id: UUID,
-    op: OperatorOp,
-    request_id: UUID | None,
-    **fields: Any,
+    call: OperatorCall, alarm_id: UUID, op: OperatorOp, request_id: UUID | None, **fields: Any
 ) -> OperatorAccepted:
     """Check, journal, audit and answer one operator action."""
+    request, me, live, inbox, auth = call.request, call.me, call.live, call.inbox, call.auth
     a = live.alarm(str(alarm_id))
     if a is None:
         raise HTTPException(404, f"no alarm {alarm_id}")
@@ -108,18 +115,14 @@ async def act(
 async def assign(
     alarm_id: AlarmPath,
     body: AssignIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Assign or reassign the alarm to one carer, or a pair (making it double-handed).
     Everyone else's offer or acceptance is withdrawn and they are told; the chosen carers
     get an offer on their handset that times out like any other. 409 once a carer has
     arrived, for a test call, or for a closed alarm."""
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.ASSIGN, body.request_id,
+        call, alarm_id, OperatorOp.ASSIGN, body.request_id,
         carers=tuple(body.carers),
     )  # fmt: skip
 
@@ -127,32 +130,24 @@ async def assign(
 @router.post("/api/v1/alarms/{alarm_id}/escalate", status_code=202, responses=ANSWERS)
 async def escalate(
     alarm_id: AlarmPath,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
     body: ActionRequest | None = None,
 ) -> OperatorAccepted:
     """Escalate now: offer to everyone on shift and tell the on-call senior, without waiting
     for the offer to time out. 409 once a carer has accepted (reassign instead)."""
     rid = body.request_id if body else None
-    return await act(request, me, live, inbox, auth, alarm_id, OperatorOp.ESCALATE, rid)
+    return await act(call, alarm_id, OperatorOp.ESCALATE, rid)
 
 
 @router.post("/api/v1/alarms/{alarm_id}/accept", status_code=202, responses=ANSWERS)
 async def accept(
     alarm_id: AlarmPath,
     body: OnBehalfIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Accept on a carer's behalf (they phoned in): they must hold a live offer for it."""
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.ACCEPT, body.request_id,
+        call, alarm_id, OperatorOp.ACCEPT, body.request_id,
         carers=(body.carer_id,),
     )  # fmt: skip
 
@@ -161,15 +156,11 @@ async def accept(
 async def arrived(
     alarm_id: AlarmPath,
     body: OnBehalfIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Mark a carer arrived on their behalf: they must have accepted it."""
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.ARRIVED, body.request_id,
+        call, alarm_id, OperatorOp.ARRIVED, body.request_id,
         carers=(body.carer_id,),
     )  # fmt: skip
 
@@ -178,11 +169,7 @@ async def arrived(
 async def resolve(
     alarm_id: AlarmPath,
     body: ResolveIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Resolve with an outcome and a note (a note is needed for 'other'); a test call can be
     resolved too. Carers holding it are told. "unable to gain access" starts the no-response
@@ -190,7 +177,7 @@ async def resolve(
     if body.outcome.value == "other" and not body.note.strip():
         raise HTTPException(422, "outcome 'other' needs a note")
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.RESOLVE, body.request_id,
+        call, alarm_id, OperatorOp.RESOLVE, body.request_id,
         outcome=Outcome(body.outcome.value), note=body.note,
     )  # fmt: skip
 
@@ -199,17 +186,13 @@ async def resolve(
 async def add_note(
     alarm_id: AlarmPath,
     body: NoteIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Add a note to the alarm's timeline (while the gateway still holds it)."""
     if not body.note.strip():
         raise HTTPException(422, "a note needs some text")
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.NOTE, body.request_id,
+        call, alarm_id, OperatorOp.NOTE, body.request_id,
         note=body.note,
     )  # fmt: skip
 
@@ -217,34 +200,26 @@ async def add_note(
 @router.post("/api/v1/alarms/{alarm_id}/acknowledge", status_code=202, responses=ANSWERS)
 async def acknowledge(
     alarm_id: AlarmPath,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
     body: ActionRequest | None = None,
 ) -> OperatorAccepted:
     """Acknowledge the alarm's alerts: their repeats are held while it stays in its present
     state. The first alert of any new trouble (say, no arrival after an accept) still comes;
     carers' offers and the escalation go on."""
     rid = body.request_id if body else None
-    return await act(request, me, live, inbox, auth, alarm_id, OperatorOp.ACKNOWLEDGE, rid)
+    return await act(call, alarm_id, OperatorOp.ACKNOWLEDGE, rid)
 
 
 @router.post("/api/v1/alarms/{alarm_id}/silence", status_code=202, responses=ANSWERS)
 async def silence(
     alarm_id: AlarmPath,
     body: SilenceIn,
-    request: Request,
-    me: Operator,
-    live: LiveDep,
-    inbox: InboxDep,
-    auth: AuthDep,
+    call: Call,
 ) -> OperatorAccepted:
     """Silence the alarm's repeat alerts for some minutes (at most 12 hours); 0 ends it.
     The first alert of each kind still comes; carers' offers and the escalation go on."""
-    until = live.clock().now + timedelta(minutes=body.minutes) if body.minutes else None
+    until = call.live.clock().now + timedelta(minutes=body.minutes) if body.minutes else None
     return await act(
-        request, me, live, inbox, auth, alarm_id, OperatorOp.SILENCE, body.request_id,
+        call, alarm_id, OperatorOp.SILENCE, body.request_id,
         until=until,
     )  # fmt: skip

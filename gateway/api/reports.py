@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api_models import Role
@@ -177,95 +178,64 @@ async def _answer_named(
     return JSONResponse(report.model_dump(mode="json"))
 
 
+@dataclass
+class PeriodArgs:
+    """What every period report's route takes besides its own options: the scheme, the
+    caller and the period (its query parameters are the route's own in the OpenAPI document)."""
+
+    scheme: SchemePath
+    request: Request
+    live: LiveDep
+    settings: SettingsDep
+    auth: AuthDep
+    me: Reader
+    period_kind: PeriodQuery = None
+    on: OnQuery = None
+    days: DaysQuery = 1
+    fmt: FormatQuery = Format.JSON
+
+    async def answer(self, kind: ReportKind, suppress: bool = False) -> Response:
+        s = _scheme(self.live, self.scheme)
+        report, _ = await _report(
+            kind, s, self.settings, self.me, self.period_kind, self.on, self.days, suppress
+        )
+        return await _answer(kind, report, self.fmt, self.me, self.auth, self.request)
+
+
+Period = Annotated[PeriodArgs, Depends()]
+
+
 @router.get(
     "/api/v1/reports/{scheme}/response", response_model=ResponseReport, responses=_responses()
 )
-async def response_report(
-    scheme: SchemePath,
-    request: Request,
-    live: LiveDep,
-    settings: SettingsDep,
-    auth: AuthDep,
-    me: Reader,
-    period_kind: PeriodQuery = None,
-    on: OnQuery = None,
-    days: DaysQuery = 1,
-    fmt: FormatQuery = Format.JSON,
-    suppress_small: SuppressQuery = False,
-) -> Response:
+async def response_report(args: Period, suppress_small: SuppressQuery = False) -> Response:
     """Response times (accept, arrive, attend from the decision to deploy, resolve: p50, p90,
     p95, max by ``percentile_disc``) and the share within each target, overall and by
     priority, kind, night/day and week. As CSV: the monthly response return."""
-    kind = ReportKind.RESPONSE
-    s = _scheme(live, scheme)
-    report, _ = await _report(kind, s, settings, me, period_kind, on, days, suppress_small)
-    return await _answer(kind, report, fmt, me, auth, request)
+    return await args.answer(ReportKind.RESPONSE, suppress_small)
 
 
 @router.get("/api/v1/reports/{scheme}/kpi", response_model=KpiPack, responses=_responses())
-async def kpi_report(
-    scheme: SchemePath,
-    request: Request,
-    live: LiveDep,
-    settings: SettingsDep,
-    auth: AuthDep,
-    me: Reader,
-    period_kind: PeriodQuery = None,
-    on: OnQuery = None,
-    days: DaysQuery = 1,
-    fmt: FormatQuery = Format.JSON,
-    suppress_small: SuppressQuery = False,
-) -> Response:
+async def kpi_report(args: Period, suppress_small: SuppressQuery = False) -> Response:
     """The quarterly KPI pack: alarms by kind, falls and ambulances, hospital admissions,
     unable-to-gain-access, emergency call-outs within target, sleep-in waking nights (the
     carer withheld from commissioners), device faults and how long they took to mend."""
-    kind = ReportKind.KPI
-    s = _scheme(live, scheme)
-    report, _ = await _report(kind, s, settings, me, period_kind, on, days, suppress_small)
-    return await _answer(kind, report, fmt, me, auth, request)
+    return await args.answer(ReportKind.KPI, suppress_small)
 
 
 @router.get(
     "/api/v1/reports/{scheme}/notifiable", response_model=NotifiableList, responses=_responses()
 )
-async def notifiable_report(
-    scheme: SchemePath,
-    request: Request,
-    live: LiveDep,
-    settings: SettingsDep,
-    auth: AuthDep,
-    me: Reader,
-    period_kind: PeriodQuery = None,
-    on: OnQuery = None,
-    days: DaysQuery = 1,
-    fmt: FormatQuery = Format.JSON,
-) -> Response:
+async def notifiable_report(args: Period) -> Response:
     """Events the council must hear of by the next working day (hospital admission, unable
     to gain access, not returning, major incident), by client reference."""
-    kind = ReportKind.NOTIFIABLE
-    s = _scheme(live, scheme)
-    report, _ = await _report(kind, s, settings, me, period_kind, on, days, False)
-    return await _answer(kind, report, fmt, me, auth, request)
+    return await args.answer(ReportKind.NOTIFIABLE)
 
 
 @router.get("/api/v1/reports/{scheme}/visits", response_model=VisitReturn, responses=_responses())
-async def visits_report(
-    scheme: SchemePath,
-    request: Request,
-    live: LiveDep,
-    settings: SettingsDep,
-    auth: AuthDep,
-    me: Reader,
-    period_kind: PeriodQuery = None,
-    on: OnQuery = None,
-    days: DaysQuery = 1,
-    fmt: FormatQuery = Format.JSON,
-) -> Response:
+async def visits_report(args: Period) -> Response:
     """Call-outs per client per week, in Thurrock's schedule 3 fields."""
-    kind = ReportKind.VISITS
-    s = _scheme(live, scheme)
-    report, _ = await _report(kind, s, settings, me, period_kind, on, days, False)
-    return await _answer(kind, report, fmt, me, auth, request)
+    return await args.answer(ReportKind.VISITS)
 
 
 StartQuery = Annotated[

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from gateway.aio import raise_if_cancelling
 from gateway.auth.store import UserStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class AuditTrail:
         once the database has them (a re-sent entry is ignored there by its entry id)."""
         delay = 1.0
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             batch = await asyncio.to_thread(self.store.outbox_batch)
             if not batch:
                 self.wake.clear()
@@ -91,6 +93,7 @@ class AuditTrail:
             try:
                 await write([json.loads(e) for _seq, e in batch])
             except Exception as exc:  # the database away, the migration not yet applied...
+                raise_if_cancelling(exc)  # psycopg can turn a cancel into the query's error
                 log.warning(
                     "audit trail: %d entries wait in the outbox (%s)",
                     len(batch),

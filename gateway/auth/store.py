@@ -14,6 +14,7 @@ out on their very next request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import sqlite3
@@ -60,9 +61,15 @@ CREATE TABLE IF NOT EXISTS audit_outbox (
 _TOUCH_EVERY_S = 60.0
 
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so an unknown name costs the same time as a wrong
-# secret and cannot be told apart by timing.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so an unknown name costs the same time as a wrong
+    secret and cannot be told apart by timing. Made on first use, not at import (one argon2
+    hash, about 0.1 s, is off the gateway's start path); ``verify`` asks for it on every call,
+    so the first verification costs the same whether or not the user exists."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UserError(ValueError):
@@ -239,7 +246,8 @@ class UserStore:
         same time whether or not the user exists. Slow on purpose (argon2): call off the loop."""
         with self._db() as db:
             row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
-        stored = row["secret_hash"] if row else _DUMMY_HASH
+        dummy = _dummy_hash()
+        stored = row["secret_hash"] if row else dummy
         try:
             _hasher.verify(stored, secret)
         except (VerificationError, InvalidHashError):

@@ -89,7 +89,9 @@ class DeadlineHeap(Generic[K]):
 
     def due(self, limit: datetime, *, inclusive: bool = True) -> list[tuple[datetime, K]]:
         """Every (due, key) at or before ``limit`` (before it, if not ``inclusive``), earliest
-        first. They stay pending: the caller acts on each and sets or discards it."""
+        first, keys due at the same instant in key order (never in the order they were set,
+        which can follow a set's hash order: a replay must fire them alike). They stay
+        pending: the caller acts on each and sets or discards it."""
         out: list[tuple[datetime, K]] = []
         h = self._heap
         while True:
@@ -104,6 +106,7 @@ class DeadlineHeap(Generic[K]):
             out.append((due, key))
         for due, key in out:  # still pending: queue their anchors again
             self._push(key, due)
+        out.sort(key=lambda dk: (dk[0], str(dk[1])))
         return out
 
     def check(self) -> None:

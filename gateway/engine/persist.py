@@ -241,8 +241,12 @@ def state_from_rows(
         elif key == "misc":
             misc = body
     restored = state_from_json({**misc, "alarms": {}, "carers": {}})
+    # Alarms in the order they came (ties by id), never the order their rows were written,
+    # which follows a set's hash order: a restarted engine works due alarms in that order,
+    # and the same journal must replay alike.
+    order = sorted(alarms.values(), key=lambda a: (a.received_at, a.opened_at, a.alarm_id))
     state = EngineState(
-        alarms=alarms,
+        alarms={a.alarm_id: a for a in order},
         carers=people,
         device_seen=device_seen,
         device_mode={**restored.device_mode, **modes},

@@ -36,6 +36,7 @@ from devices.records import (
     VisitRecord,
 )
 from devices.topics import TopicLayout
+from gateway.aio import raise_if_cancelling
 from gateway.broker_conn import connection_options, no_delay
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -315,6 +316,7 @@ class EngineService:
         tick_every = self.settings.engine.tick_s
         next_tick = self.clock.now()
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             self.wake.clear()
             read_at = self.clock.now()
             sample = self._sample(read_at)
@@ -684,6 +686,7 @@ class EngineService:
         m = self.settings.mqtt
         delay = m.reconnect_min_s
         while True:
+            raise_if_cancelling()  # a library may have swallowed our cancel (gateway/aio.py)
             try:
                 async with aiomqtt.Client(
                     **connection_options(m, publisher=True),

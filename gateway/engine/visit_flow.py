@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from devices.events import EventKind, Priority
 from devices.scheme import Scheme, SchemeKind
 from devices.visits import VisitSchedule
+from gateway.engine import alarms
 from gateway.engine import visits as V
 from gateway.engine.model import (
     Alarm,
@@ -287,7 +288,7 @@ def _non_arrival(core: Core, tx: _Tx, plan: V.NightPlan, v: V.Visit) -> str:
         chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
         reason=f"time-critical visit {v.visit_id} not checked in by the end of its window",
     )
-    core._open_alarm(tx, a, None, visit_id=v.visit_id, run=v.run)
+    alarms.open_alarm(core, tx, a, None, visit_id=v.visit_id, run=v.run)
     return alarm_id
 
 

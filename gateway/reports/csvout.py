@@ -15,8 +15,10 @@ from gateway.reports.models import (
     ReportHead,
     ResponseReport,
     Schedule3Return,
+    Schedule3Row,
     VisitPunctuality,
     VisitReturn,
+    VisitRow,
     Within,
 )
 
@@ -207,6 +209,11 @@ VISITS_HEADER = [
 ]
 
 
+def _quantities(r: VisitRow | Schedule3Row) -> list[int]:
+    """Schedule 3's quantity columns, Actual to Number of Visits."""
+    return [r.actual, r.frustrated, r.cancelled, r.missed, r.extra, r.visits]
+
+
 def visits_csv(v: VisitReturn) -> str:
     rows: list[list[Any]] = [VISITS_HEADER]
     for r in v.rows:
@@ -216,12 +223,7 @@ def visits_csv(v: VisitReturn) -> str:
                 "Emergency call-out",
                 r.client_ref,
                 r.week_start,
-                r.actual,
-                r.frustrated,
-                r.cancelled,
-                r.missed,
-                r.extra,
-                r.visits,
+                *_quantities(r),
                 round(r.duration_s / 60, 1),
                 r.last_day,
                 "call-outs from alarms and Careline; planned calls are not in this system",
@@ -231,21 +233,8 @@ def visits_csv(v: VisitReturn) -> str:
 
 
 # Thurrock schedule 3 for planned visits (docs/visits.md), in the schedule's order.
-SCHEDULE3_HEADER = [
-    "Service",
-    "Service Level Type",
-    "Client Reference",
-    "Week Start",
-    "Actual Quantity",
-    "Frustrated Quantity",
-    "Cancelled Quantity",
-    "Missed Quantity",
-    "Extra Quantity",
-    "Number of Visits",
-    "Call Duration (minutes)",
-    "End Date",
-    "Comments",
-]
+# The same fields; a week's first day is its "Week Start" here.
+SCHEDULE3_HEADER = [*VISITS_HEADER[:3], "Week Start", *VISITS_HEADER[4:]]
 
 
 def schedule3_csv(s: Schedule3Return) -> str:
@@ -258,12 +247,7 @@ def schedule3_csv(s: Schedule3Return) -> str:
                 r.level,
                 r.client_ref,
                 r.week_start,
-                r.actual,
-                r.frustrated,
-                r.cancelled,
-                r.missed,
-                r.extra,
-                r.visits,
+                *_quantities(r),
                 r.call_minutes,
                 r.week_end,
                 r.comments,

@@ -15,8 +15,6 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from devices.scheme import Scheme
 from gateway.engine.triage import load_policy
 from gateway.reports.targets import Targets
@@ -111,6 +109,10 @@ def _add_months(d: date, n: int) -> date:
 
 @lru_cache(maxsize=64)
 def _bank_holidays(year: int) -> frozenset[date]:
+    # Imported at first use: the gateway's start path imports this module (the reports API)
+    # but needs no holidays to be ready (docs/performance.md, "Recovery").
+    import holidays
+
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
 

@@ -585,19 +585,13 @@ def test_gateway_with_a_wrong_secret_refuses_to_start(
         try:
             code = proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            # KNOWN BUG, open (seen 2 runs in about 8, quiet and loaded): the gateway sometimes
-            # neither refuses nor connects, with no ingest log line and the shipper's first
-            # migration unfinished. The safety property still holds and is checked: it never
-            # reads ready. The stacks go to the log; the outcome is reported as xfail, not pass.
-            try:
-                status = httpx.get(f"{gateway.process.url}/readyz", timeout=5).status_code
-            except httpx.HTTPError:
-                status = 0  # not serving at all: not ready either
-            assert status != 200, "a gateway with a wrong secret reads ready"
-            proc.send_signal(signal.SIGUSR1)  # the gateway prints its stacks to its log
+            # Once a start-up hang (a cancel swallowed by psycopg_pool on 3.11 left the audit
+            # writer retrying for ever; tests/integration/test_cancel_at_start.py): the stacks
+            # go to the failure, the gateway prints them on SIGUSR1.
+            proc.send_signal(signal.SIGUSR1)
             time.sleep(2)
             tail = gateway.process.log_path.read_text(errors="replace")[-6000:]
-            pytest.xfail(f"known start-up hang: no refusal within 120 s (not ready):\n{tail}")
+            pytest.fail(f"no refusal within 120 s:\n{tail}")
         assert code == 2
     finally:
         if proc.poll() is None:
