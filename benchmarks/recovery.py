@@ -7,8 +7,12 @@ hubs), so 72 hours of heartbeats from 1,000 hubs is 288,000 journal rows; they a
 into the journal before the first start (dated over the 72 hours before scheme time starts)
 and shipped by that first run. Then ``--open-alarms`` presses on distinct residents, with 20
 carers logged in and beating; once the engine counts them open, SIGKILL. One more press goes
-to the broker while the gateway is down; the clock starts at the restart. Run:
-    .venv/bin/python -m benchmarks.recovery [--open-alarms 1000]
+to the broker while the gateway is down; the clock starts at the restart.
+
+Then the same with a warm standby (``gateway run --standby``, gateway/standby.py) waiting
+beside the restarted gateway: SIGKILL, another press while nobody holds the journal, and the
+clock starts at the death (no supervisor has to notice it and start a process). Run:
+    .venv/bin/python -m benchmarks.recovery [--open-alarms 1000] [--no-standby]
 """
 
 from __future__ import annotations
@@ -128,6 +132,45 @@ def wait_until(pred: Any, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def takeover(
+    proc: subprocess.Popen[bytes],
+    env: dict[str, str],
+    work: Path,
+    url: str,
+    h: Handsets,
+    probe: Any,
+    result: dict[str, Any],
+) -> subprocess.Popen[bytes]:
+    """The same again with a warm standby (``gateway run --standby``) waiting beside the
+    gateway: SIGKILL it, and time from its death to the standby's ``/readyz`` and to the
+    first offer. Returns the standby (now the gateway)."""
+    slog = work / "standby.log"
+    with slog.open("ab") as out:
+        standby = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "gateway", "run", "--standby"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until(
+        lambda: "taking over when it stops" in slog.read_text(errors="replace"),
+        180,
+        "the standby to be waiting",
+    )
+    time.sleep(2.0)  # as before the cold restart: a few engine passes persist their changes
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    started = time.monotonic()  # from the death: nothing has to notice it and start a process
+    mark = h.mark()
+    h.press(probe.device_id)  # sent while nobody holds the journal
+    result["standby_ready_s"] = wait_ready(standby, url, slog, 180)
+    result["standby_ready_cpu_s"] = cpu_seconds(standby.pid)  # includes its own start-up
+    offer = h.wait(lambda g: g.body.get("type") == "offer", 120, mark)
+    result["standby_first_offer_s"] = None if offer is None else offer.at - started
+    return standby
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--open-alarms", type=int, default=1000)
@@ -136,6 +179,7 @@ def main() -> None:
     ap.add_argument(
         "--profile", type=Path, help="run the restarted gateway under py-spy, stacks to this file"
     )
+    ap.add_argument("--no-standby", action="store_true", help="skip the takeover by a warm standby")
     args = ap.parse_args()
     flats = args.open_alarms + 10
     raw = scheme_dict(0, flats, 40)
@@ -219,6 +263,8 @@ def main() -> None:
                 # holding an offer already, the new press itself waits its turn in the queue.
                 offer = h.wait(lambda g: g.body.get("type") == "offer", 120, mark)
                 result["first_offer_s"] = None if offer is None else offer.at - started
+                if not args.no_standby:
+                    proc = takeover(proc, env, work, url, h, pendants[args.open_alarms + 1], result)
             finally:
                 h.close()
                 if args.profile is not None and proc.poll() is None:
@@ -237,6 +283,8 @@ def main() -> None:
                 "ready s",
                 "CPU s to ready",
                 "first offer s",
+                "standby: ready s",
+                "standby: first offer s",
             ],
             [
                 [
@@ -246,6 +294,8 @@ def main() -> None:
                     result["ready_s"],
                     result["ready_cpu_s"] if result["ready_cpu_s"] is not None else "-",
                     result["first_offer_s"] if result["first_offer_s"] is not None else "none",
+                    result.get("standby_ready_s", "-"),
+                    result.get("standby_first_offer_s") or "-",
                 ]
             ],
         )

@@ -181,7 +181,18 @@ VisitsOpt = Annotated[
 
 
 @gateway_app.command("run")
-def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
+def gateway_run(
+    scheme: SchemeOpt = None,
+    visits: VisitsOpt = None,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="Get ready (imports, schemes, services), then wait for the gateway running on "
+            "the same journal to stop and take over from it at once.",
+        ),
+    ] = False,
+) -> None:
     """Run the gateway: MQTT ingest, journal, shipper and the HTTP API, until SIGTERM."""
     from devices.scheme import SchemeError
     from gateway import logs
@@ -201,7 +212,7 @@ def gateway_run(scheme: SchemeOpt = None, visits: VisitsOpt = None) -> None:
         settings = settings.model_copy(update={"visits": visits})
     logs.configure(settings.environment)
     try:
-        gw = Gateway(settings)
+        gw = Gateway(settings, standby=standby)
     except SchemeError as exc:
         _refuse([f"scheme error: {exc}"])
     refusal = publisher_refusal(settings.mqtt)

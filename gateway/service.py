@@ -38,6 +38,7 @@ from gateway.metrics import Metrics
 from gateway.queries import Pool, Queries, write_audit
 from gateway.registry import SchemeRegistry
 from gateway.shipper import Shipper
+from gateway.standby import BUSY_WAIT_S, JournalLock
 from gateway.startup import StartupError, process_age
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,11 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, standby: bool = False) -> None:
         began = time.monotonic()
+        # One gateway per journal; a standby waits for it (gateway/standby.py).
+        self.standby = standby
+        self.lock = JournalLock(settings.journal.path)
         self._imports_s = process_age(began)  # the start-up line in run()
         self.settings = settings
         # Start-up fails fast: a bad scheme file stops the gateway here, naming the line. The
@@ -216,6 +220,37 @@ class Gateway:
         return generate_latest(self.metrics.registry)
 
     async def run(self) -> None:
+        try:
+            await self._take_journal()
+            await self._run()
+        finally:
+            self.lock.release()
+
+    async def _take_journal(self) -> None:
+        path = self.settings.journal.path
+        try:
+            if self.lock.try_acquire():
+                return
+        except OSError as exc:  # its directory cannot be made or written: as the journal would
+            raise StartupError(
+                f"TELECARE_JOURNAL__PATH: cannot open journal {path}: {exc.strerror or exc}"
+            ) from None
+        if self.standby:
+            log.info(
+                "standby: gateway pid %s holds the journal %s; taking over when it stops",
+                self.lock.holder(),
+                path,
+            )
+            await self.lock.acquire(wait_s=None)
+            log.info("standby: the journal is free; taking over")
+            return
+        if not await self.lock.acquire(wait_s=BUSY_WAIT_S):
+            raise StartupError(
+                f"the journal {path} is in use by another gateway (pid {self.lock.holder()}):"
+                " stop that one, or start this one with --standby to take over when it stops"
+            )
+
+    async def _run(self) -> None:
         http = self.settings.http
         # Bind before anything else starts, so a port in use is a one-line refusal at start-up
         # rather than uvicorn exiting from inside the running task group.
