@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, SCHEME, cpu_seconds, peak_rss_mib, table, write_result
+from benchmarks.drain_clients import resumed_session
 from benchmarks.ingest_drain import fill, make_session
 from devices.scheme import load_scheme
 from devices.topics import TopicLayout
@@ -39,23 +40,10 @@ IDLE_S = 3.0  # a consumer that hears nothing for this long after its first mess
 
 
 async def _consume(port: int, client_id: str, topic: str, limit_s: float) -> dict[str, Any]:
-    import aiomqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 3600
     ids: list[str] = []
     first = last = 0.0
     started = time.monotonic()
-    async with aiomqtt.Client(
-        "127.0.0.1",
-        port,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=False,
-        properties=props,
-    ) as client:
+    async with resumed_session(port, client_id) as client:
         await client.subscribe(topic, qos=1)
         it = client.messages.__aiter__()
         while time.monotonic() - started < limit_s:

@@ -19,10 +19,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import cpu_seconds, peak_rss_mib
+
+if TYPE_CHECKING:
+    import aiomqtt
 
 SESSION_EXPIRY_S = 3600
 
@@ -45,25 +49,30 @@ def _report(ids: set[str], received: int, first: float, last: float, started: fl
     )
 
 
-async def _aiomqtt(port: int, client_id: str, topic: str, n: int, limit_s: float) -> None:
+def resumed_session(port: int, client_id: str) -> aiomqtt.Client:
+    """A bare aiomqtt client resuming the persistent session the driver made (MQTT 5)."""
     import aiomqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = SESSION_EXPIRY_S
-    ids: set[str] = set()
-    received = 0
-    first = last = 0.0
-    started = time.monotonic()
-    async with aiomqtt.Client(
+    return aiomqtt.Client(
         "127.0.0.1",
         port,
         identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=False,
         properties=props,
-    ) as client:
+    )
+
+
+async def _aiomqtt(port: int, client_id: str, topic: str, n: int, limit_s: float) -> None:
+    ids: set[str] = set()
+    received = 0
+    first = last = 0.0
+    started = time.monotonic()
+    async with resumed_session(port, client_id) as client:
         await client.subscribe(topic, qos=1)
         async with asyncio.timeout(limit_s):
             async for msg in client.messages:
@@ -72,7 +81,7 @@ async def _aiomqtt(port: int, client_id: str, topic: str, n: int, limit_s: float
                     first = now
                 received += 1
                 last = now
-                body = json.loads(msg.payload)  # type: ignore[arg-type]
+                body = json.loads(msg.payload)
                 ids.add(body["event_id"])
                 if len(ids) >= n:
                     break

@@ -119,23 +119,18 @@ def on_event(core: Core, tx: _Tx, e: EventIn) -> None:
     ):
         merge(core, tx, open_a, e, t.priority, t.double_handed)
         return
-    a = Alarm(
-        alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
-        scheme=e.scheme,
+    a = lifecycle.alarm_for_event(
+        core,
+        tx,
+        e,
         kind=kind.value,
         priority=t.priority,
         state=AlarmState.RAISED,
-        opened_at=e.occurred_at,
-        received_at=e.received_at,
-        last_at=tx.now,
-        resident_ref=ref,
+        ref=ref,
         flat_id=flat_id,
-        device_id=e.device_id,
         double_handed=t.double_handed,
-        alert_control_room=t.alert_control_room,
-        event_ids=(lifecycle.event_ref(e),),
-        chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
         reason=t.reason,
+        alert_control_room=t.alert_control_room,
     )
     open_alarm(core, tx, a, t.defer_s)
 

@@ -31,19 +31,22 @@ if TYPE_CHECKING:
     from gateway.engine.core import Core, _Tx
 
 
+def _refused(tx: _Tx, scheme: str, code: str, message: str, alarm_id: str | None) -> None:
+    """The control room is told its instruction was not applied, and why (P3)."""
+    tx.cmds.append(NotifyControlRoom(scheme, Priority.P3, code, message, alarm_id))
+
+
 def on_promote(core: Core, tx: _Tx, p: PromoteIn) -> None:
     """The control room says a test call is real: it is raised and offered at once."""
     a = tx.alarm_map().get(p.alarm_id)
     if a is None or a.scheme != p.scheme or a.state is not AlarmState.TEST_CALL:
         state = "unknown" if a is None or a.scheme != p.scheme else a.state.value
-        tx.cmds.append(
-            NotifyControlRoom(
-                p.scheme,
-                Priority.P3,
-                "promote_refused",
-                f"alarm {p.alarm_id} is not a test call (it is {state}); nothing changed",
-                p.alarm_id if a is not None else None,
-            )
+        _refused(
+            tx,
+            p.scheme,
+            "promote_refused",
+            f"alarm {p.alarm_id} is not a test call (it is {state}); nothing changed",
+            p.alarm_id if a is not None else None,
         )
         return
     a = lifecycle.transition(tx, a, "promoted", None, by=p.by)
@@ -60,14 +63,12 @@ def on_operator(core: Core, tx: _Tx, inp: OperatorIn) -> None:
     a = tx.alarm_map().get(inp.alarm_id)
     verdict = operator.check(scheme, a, inp, tx.now)
     if verdict.answer is operator.Answer.REFUSED:
-        tx.cmds.append(
-            NotifyControlRoom(
-                inp.scheme,
-                Priority.P3,
-                "operator_refused",
-                f"{inp.op.value} by {inp.by} not applied: {verdict.reason}",
-                inp.alarm_id if a is not None else None,
-            )
+        _refused(
+            tx,
+            inp.scheme,
+            "operator_refused",
+            f"{inp.op.value} by {inp.by} not applied: {verdict.reason}",
+            inp.alarm_id if a is not None else None,
         )
         return
     if verdict.answer is operator.Answer.ALREADY or a is None:
@@ -102,15 +103,13 @@ def on_operator(core: Core, tx: _Tx, inp: OperatorIn) -> None:
         case OperatorOp.ACCEPT:
             held = carer_actions.busy_elsewhere(tx, a, inp.carers[0])
             if held is not None:
-                tx.cmds.append(
-                    NotifyControlRoom(
-                        inp.scheme,
-                        Priority.P3,
-                        "operator_refused",
-                        f"accept by {inp.by} not applied: {inp.carers[0]} holds"
-                        f" {held.priority} alarm {held.alarm_id[:8]}; reassign one of them",
-                        a.alarm_id,
-                    )
+                _refused(
+                    tx,
+                    inp.scheme,
+                    "operator_refused",
+                    f"accept by {inp.by} not applied: {inp.carers[0]} holds"
+                    f" {held.priority} alarm {held.alarm_id[:8]}; reassign one of them",
+                    a.alarm_id,
                 )
                 return
             carer_actions.on_action(

@@ -5,17 +5,13 @@ ends by itself when it runs out, or when the control room ends it.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from devices.events import EventKind, Priority
-from devices.scheme import SchemeKind
 from gateway.engine import lifecycle
-from gateway.engine.lifecycle import ALARM_NAMESPACE
 from gateway.engine.model import (
-    Alarm,
     AlarmState,
     DeviceModeIn,
     EventIn,
@@ -103,22 +99,16 @@ def record_test_call(
             double_handed=held.double_handed or t.double_handed,
         )
     else:
-        scheme = core.schemes[e.scheme]
-        a = Alarm(
-            alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{lifecycle.event_ref(e)}")),
-            scheme=e.scheme,
+        a = lifecycle.alarm_for_event(
+            core,
+            tx,
+            e,
             kind=kind.value,
             priority=priority,
             state=AlarmState.TEST_CALL,
-            opened_at=e.occurred_at,
-            received_at=e.received_at,
-            last_at=tx.now,
-            resident_ref=ref,
+            ref=ref,
             flat_id=flat_id,
-            device_id=e.device_id,
             double_handed=t.double_handed,
-            event_ids=(lifecycle.event_ref(e),),
-            chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
             reason=t.reason or f"{kind.value} (recorded only outside a test window)",
         )
     a = lifecycle.transition(

@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from devices.events import Priority
+from devices.scheme import SchemeKind
 from gateway.engine import routing
 from gateway.engine.model import (
     Alarm,
@@ -26,7 +28,7 @@ from gateway.engine.model import (
 )
 
 if TYPE_CHECKING:
-    from gateway.engine.core import _Tx
+    from gateway.engine.core import Core, _Tx
 
 ALARM_NAMESPACE = uuid.UUID("8d0f3a52-61c4-4c1e-9a0e-5b7f0e2d9c44")
 
@@ -35,6 +37,43 @@ def event_ref(e: EventIn) -> str:
     """An event's identity: de-duplication is per (device, event_id), as in the journal, so a
     second device reusing another's event id is a new alarm, not a duplicate."""
     return f"{e.scheme}/{e.device_id}/{e.event_id}"
+
+
+def alarm_for_event(
+    core: Core,
+    tx: _Tx,
+    e: EventIn,
+    *,
+    kind: str,
+    priority: Priority,
+    state: AlarmState,
+    ref: str | None,
+    flat_id: str | None,
+    double_handed: bool,
+    reason: str,
+    alert_control_room: bool = False,
+) -> Alarm:
+    """A new alarm (or test call) opened by a device event: its id comes from the event, so
+    a replay or a redelivery opens the same one."""
+    scheme = core.schemes[e.scheme]
+    return Alarm(
+        alarm_id=str(uuid.uuid5(ALARM_NAMESPACE, f"event/{event_ref(e)}")),
+        scheme=e.scheme,
+        kind=kind,
+        priority=priority,
+        state=state,
+        opened_at=e.occurred_at,
+        received_at=e.received_at,
+        last_at=tx.now,
+        resident_ref=ref,
+        flat_id=flat_id,
+        device_id=e.device_id,
+        double_handed=double_handed,
+        alert_control_room=alert_control_room,
+        event_ids=(event_ref(e),),
+        chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+        reason=reason,
+    )
 
 
 def stamp(a: Alarm, now: datetime) -> datetime:
