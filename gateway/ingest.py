@@ -20,9 +20,11 @@ the queue in front of the journal holds at most ``queue_max`` messages. A backlo
 then drains through a window of fixed size instead of piling up in the process.
 
 Alarms first: both queues between the socket and the journal (aiomqtt's and ours) have an
-urgent lane (``gateway.flow.TwoLaneQueue``). A device event, call-out or carer action that is
-not a heartbeat (:func:`urgent`) is taken before the heartbeats read ahead of it and committed
-in a journal commit of its own, so a press does not wait for a window of heartbeats. One MQTT
+urgent lane (``gateway.flow.TwoLaneQueue``). Any input that is not a heartbeat (:func:`urgent`:
+a device event, call-out, carer action, presence or visit) is taken before the heartbeats read
+ahead of it and committed in a journal commit of its own, so a press does not wait for a window
+of heartbeats; among themselves those inputs keep their order (a login read before a press is
+applied before it). One MQTT
 session still delivers in order, but the gateway reads the socket far faster than it journals,
 so what waits is in these queues, where the lane applies. Fences never take the urgent lane:
 a fence still passes the commit only after everything read before it.
@@ -101,19 +103,21 @@ FENCE_WAIT_S = 30.0
 ALARM_GRACE_S = 0.010  # real seconds before a fence that has not come back is given up on
 
 
-# The kinds that are not alarms, read in the payload's bytes before any decoding: a heartbeat
-# (device or handset) names itself. Anything else on an input topic is urgent; a payload
-# that lies only changes when it is journaled, never how.
+# Heartbeats, read in the payload's bytes before any decoding: a heartbeat (device or handset)
+# names itself. Every other input keeps its place among the others and only overtakes the
+# heartbeats read before it: a carer's login published just before a press is still journaled
+# (and applied) before that press, so the press is offered to them. A payload that lies only
+# changes when it is journaled, never how.
 _ROUTINE = b'"heartbeat"'
-_URGENT_LEAVES = ("/events", "/callouts", "/actions")
+_NOT_INPUT = ("/_gateway/", "/receipts")
 
 
 def urgent(layout: TopicLayout, topic: str, payload: bytes) -> bool:
-    """Whether a message takes the urgent lane: a device event, Careline call-out or carer
-    action (or a Zigbee2MQTT report, a door at night) that is not a heartbeat. Never fences,
-    receipts, presence or visits."""
+    """Whether a message takes the urgent lane: any input that is not a heartbeat (a device
+    event, a Zigbee2MQTT report, a Careline call-out, a carer's action, presence or visit).
+    Never a fence or a receipt: a fence must never overtake what was read before it."""
     if topic.startswith(layout.root + "/"):
-        if not topic.endswith(_URGENT_LEAVES):
+        if any(part in topic for part in _NOT_INPUT):
             return False
     elif not topic.startswith(layout.zigbee_root + "/"):
         return False

@@ -141,7 +141,18 @@ class GatewayProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A gateway that will not stop: its stacks (SIGUSR1) go into the failure.
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            tail = self.log_path.read_text(errors="replace")[-12000:]
+            raise AssertionError(
+                f"the gateway did not stop on {sig} within 30 s:\n{tail}"
+            ) from None
 
     def stop(self) -> None:
         for client in self._clients.values():

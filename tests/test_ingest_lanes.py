@@ -31,14 +31,18 @@ def test_each_lane_keeps_its_order_and_the_urgent_one_goes_first() -> None:
     assert asyncio.run(run()) == [10, 20, *[i for i in range(1, 25) if i % 10]]
 
 
-def test_only_alarm_class_inputs_are_urgent() -> None:
+def test_every_input_but_a_heartbeat_is_urgent() -> None:
+    """Only heartbeats are overtaken; every other input keeps its order among the others (a
+    carer's login published just before a press must be applied before it)."""
     press, beat = event_json(), event_json(kind='"heartbeat"')
     assert urgent(LAYOUT, DEVICE, press)
     assert urgent(LAYOUT, CALLOUT, b'{"callout_id": "ARC-1"}')
     assert urgent(LAYOUT, ACTION, b'{"action": "accept"}')
     assert urgent(LAYOUT, ZIGBEE, b'{"contact": false}')
+    assert urgent(LAYOUT, PRESENCE, b'{"what": "login"}')
+    assert urgent(LAYOUT, "telecare/test-court/carers/cw-01/visits", b'{"action": "check_in"}')
     assert not urgent(LAYOUT, DEVICE, beat)
-    assert not urgent(LAYOUT, PRESENCE, b'{"what": "login"}')
+    assert not urgent(LAYOUT, PRESENCE, b'{"what": "heartbeat"}')
     assert not urgent(LAYOUT, "telecare/test-court/devices/pendant-001/receipts", press)
     assert not urgent(LAYOUT, LAYOUT.fence("gw"), b"{}")  # a fence never overtakes
     assert not urgent(LAYOUT, "elsewhere/test-court/devices/pendant-001/events", press)
