@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devices.events import CarelineCallout, EventKind, Priority
-from devices.scheme import SchemeKind
 from gateway.engine import device_mode, dispatch, lifecycle, routing
 from gateway.engine.lifecycle import ALARM_NAMESPACE
 from gateway.engine.model import (
@@ -191,7 +190,7 @@ def on_callout(core: Core, tx: _Tx, c: CalloutIn) -> None:
         callout_id=c.callout_id,
         double_handed=t.double_handed,
         alert_control_room=t.alert_control_room,
-        chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+        chain=lifecycle.chain_for(core.config.chain, scheme),
         reason=c.reason[:200],
     )
     lifecycle.careline(tx, a, "received")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devices.events import Priority
-from devices.scheme import SchemeKind
+from devices.scheme import Scheme, SchemeKind
 from gateway.engine import routing
 from gateway.engine.model import (
     Alarm,
@@ -22,6 +22,7 @@ from gateway.engine.model import (
     CarelineStatus,
     Deadline,
     DeadlineKind,
+    EscalationChain,
     EventIn,
     RecordTransition,
     ScheduleDeadline,
@@ -37,6 +38,12 @@ def event_ref(e: EventIn) -> str:
     """An event's identity: de-duplication is per (device, event_id), as in the journal, so a
     second device reusing another's event id is a new alarm, not a duplicate."""
     return f"{e.scheme}/{e.device_id}/{e.event_id}"
+
+
+def chain_for(chain: EscalationChain, scheme: Scheme) -> EscalationChain:
+    """The escalation chain an alarm of ``scheme`` follows: in the community (people in their
+    own homes), the chain also advises the council's emergency duty team."""
+    return replace(chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY)
 
 
 def alarm_for_event(
@@ -71,7 +78,7 @@ def alarm_for_event(
         double_handed=double_handed,
         alert_control_room=alert_control_room,
         event_ids=(event_ref(e),),
-        chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+        chain=chain_for(core.config.chain, scheme),
         reason=reason,
     )
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from devices.events import Priority
 from devices.registry import DeviceType
-from devices.scheme import Scheme, SchemeKind
+from devices.scheme import Scheme
 from gateway.engine import (
     alarms,
     deadline_rules,
@@ -224,7 +223,7 @@ def no_contact(core: Core, tx: _Tx, scheme: Scheme, key: str, judge: datetime) -
             resident_ref=resident.client_ref,
             flat_id=resident.flat,
             device_id=d.device_id,
-            chain=replace(cfg.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+            chain=lifecycle.chain_for(cfg.chain, scheme),
             reason="hub silent: resident has no working alarm (welfare check)",
         )
         if lifecycle.open_for(tx, scheme.id, resident.client_ref, None) is None:

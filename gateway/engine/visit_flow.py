@@ -21,9 +21,9 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devices.events import EventKind, Priority
-from devices.scheme import Scheme, SchemeKind
+from devices.scheme import Scheme
 from devices.visits import VisitSchedule
-from gateway.engine import alarms
+from gateway.engine import alarms, lifecycle
 from gateway.engine import visits as V
 from gateway.engine.model import (
     Alarm,
@@ -285,7 +285,7 @@ def _non_arrival(core: Core, tx: _Tx, plan: V.NightPlan, v: V.Visit) -> str:
         resident_ref=v.client,
         flat_id=resident.flat if resident else None,
         double_handed=v.double,
-        chain=replace(core.config.chain, advise_edt=scheme.kind is SchemeKind.COMMUNITY),
+        chain=lifecycle.chain_for(core.config.chain, scheme),
         reason=f"time-critical visit {v.visit_id} not checked in by the end of its window",
     )
     alarms.open_alarm(core, tx, a, None, visit_id=v.visit_id, run=v.run)
